@@ -1,0 +1,12 @@
+"""skpred: Predicting Parameters in Deep Learning, as scikit-learn estimators.
+
+Denil, Shakibi, Dinh, Ranzato and de Freitas (NIPS 2013) factor each layer's
+weights as ``W = U V``: ``U`` a fixed dictionary that predicts a feature's
+full weights from a few of them, ``V`` the only part that is learned.
+"""
+
+from ._dictionary import KernelDictionary
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["KernelDictionary", "__version__"]

@@ -1,0 +1,4 @@
+"""Experiments reproducing the paper's figures, one module per figure.
+
+Run ``python -m skpred.experiments NAME --help``.
+"""

@@ -1,0 +1,12 @@
+"""Torch layers with predicted parameters (no scikit-learn import here).
+
+- :class:`PredictedLinear`: ``W = U V`` with fixed U (buffer) and learned V.
+- :class:`LowRankLinear`: the LowRank baseline, U learned too.
+- :class:`PredictedConv2d`: convolution with a fixed dictionary filter bank
+  and a learned 1x1 combination.
+"""
+
+from ._conv import PredictedConv2d
+from ._linear import LowRankLinear, PredictedLinear
+
+__all__ = ["PredictedLinear", "LowRankLinear", "PredictedConv2d"]

@@ -1,0 +1,273 @@
+"""Predicted dense layers: W = U V with U fixed (a buffer) and V learned."""
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PredictedLinear", "LowRankLinear", "as_dictionary_tensor"]
+
+_PATHS = ("auto", "pool", "dense")
+
+
+def as_dictionary_tensor(dictionaries, n_rows, device=None, dtype=None) -> Tensor:
+    """Stack per-column dictionaries into a tensor of shape (C, n_rows, n_atoms).
+
+    ``dictionaries`` is an array/tensor of shape ``(C, n_rows, n_atoms)`` or
+    ``(n_rows, n_atoms)`` (one column), or a sequence of ``(n_rows, n_atoms)``
+    arrays with the same number of atoms.
+    """
+    if isinstance(dictionaries, (list, tuple)):
+        if len(dictionaries) == 0:
+            raise ValueError("dictionaries is empty: give at least one column.")
+        shapes = {tuple(getattr(d, "shape", ())) for d in dictionaries}
+        if len(shapes) != 1:
+            raise ValueError(
+                f"Every column's dictionary must have the same shape "
+                f"(n_rows, n_atoms), got {sorted(shapes)}."
+            )
+        dictionaries = [torch.as_tensor(d) for d in dictionaries]
+        U = torch.stack(dictionaries)
+    else:
+        U = torch.as_tensor(dictionaries)
+    if U.ndim == 2:
+        U = U[None]
+    if U.ndim != 3 or U.shape[1] != n_rows or U.shape[2] < 1:
+        raise ValueError(
+            f"dictionaries must have shape (n_columns, {n_rows}, n_atoms) or "
+            f"({n_rows}, n_atoms), got {tuple(U.shape)}."
+        )
+    if not torch.isfinite(U).all():
+        raise ValueError("dictionaries contain NaN or infinity.")
+    dtype = dtype if dtype is not None else torch.get_default_dtype()
+    return U.to(device=device, dtype=dtype).clone()
+
+
+def _split_units(n_units: int, n_columns: int, what: str = "out_features") -> int:
+    if n_columns > n_units:
+        raise ValueError(
+            f"n_columns={n_columns} exceeds {what}={n_units}: every column needs "
+            f"at least one unit."
+        )
+    if n_units % n_columns:
+        raise ValueError(
+            f"{what}={n_units} is not divisible by n_columns={n_columns}: hidden "
+            f"units are split equally among columns."
+        )
+    return n_units // n_columns
+
+
+def _v_bound(U_cols: Tensor, fan_in: int) -> Tensor:
+    """Per-column bound of uniform V so that W = U V has nn.Linear's variance.
+
+    ``U_cols`` has shape (C, n_rows, n_atoms). Var(W_ij) = sum_k U_ik^2 Var(V),
+    averaged over rows i; nn.Linear draws W from U(-1/sqrt(fan_in), ...).
+    """
+    row_energy = (U_cols.detach() ** 2).sum(-1).mean(-1)  # (C,)
+    row_energy = torch.where(row_energy > 0, row_energy, torch.ones_like(row_energy))
+    return (1.0 / math.sqrt(fan_in)) / row_energy.sqrt()
+
+
+class PredictedLinear(nn.Module):
+    r"""Dense layer with predicted weights, ``y = x W + b`` with ``W = U V``.
+
+    Hidden units are split equally among ``C`` columns; column ``c`` has a fixed
+    dictionary ``U_c`` (``in_features x n_atoms``, a buffer: never trained) and
+    learned coefficients ``V_c`` (``n_atoms x out_features / C``, a Parameter).
+
+    The forward pass takes the cheaper of two exact orderings for the batch
+    at hand (DESIGN.md, "Cost of the two ways"):
+
+    - ``"pool"``: ``(x U) V``, a fixed linear pooling then a small dense map;
+      ``C*a*in + a*out`` multiply-adds per sample.
+    - ``"dense"``: materialise ``W = U V`` once per call, then ``x W``;
+      ``in*a*out / B + in*out`` per sample.
+
+    Both run every column in one batched op.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample (divisible by the number of columns).
+        dictionaries: ``(C, in_features, n_atoms)`` or ``(in_features, n_atoms)``
+            array/tensor, or a list of ``(in_features, n_atoms)`` arrays.
+        bias: if ``False``, the layer has no additive bias.
+        path: ``"auto"`` (cheaper ordering), ``"pool"`` or ``"dense"``.
+
+    Attributes:
+        U: fixed dictionaries, buffer of shape ``(in_features, C * n_atoms)``
+            (column ``c`` is the slice ``[:, c*a:(c+1)*a]``).
+        V: learned coefficients, Parameter of shape ``(C, n_atoms, out_features / C)``.
+        bias: Parameter of shape ``(out_features,)`` or None.
+    """
+
+    __constants__ = ["in_features", "out_features", "n_columns", "n_atoms"]
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        dictionaries,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        path: str = "auto",
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        if path not in _PATHS:
+            raise ValueError(f"path must be one of {_PATHS}, got {path!r}.")
+        U = as_dictionary_tensor(dictionaries, in_features, **factory_kwargs)
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.n_columns = U.shape[0]
+        self.n_atoms = U.shape[2]
+        self.units_per_column = _split_units(self.out_features, self.n_columns)
+        self.path = path
+        U_flat = U.permute(1, 0, 2).reshape(in_features, -1).contiguous()
+        self._register_dictionary(U_flat)
+        self.V = nn.Parameter(
+            torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
+        )
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features, **factory_kwargs))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def _register_dictionary(self, U_flat: Tensor) -> None:
+        self.register_buffer("U", U_flat)
+
+    @property
+    def dictionaries(self) -> Tensor:
+        """View of U as ``(C, in_features, n_atoms)``."""
+        return self.U.view(self.in_features, self.n_columns, self.n_atoms).permute(1, 0, 2)
+
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Draw V so that W = U V has ``torch.nn.Linear``'s initial variance.
+
+        Each column's V is uniform with a bound scaled by the mean squared
+        row norm of its U, so any dictionary starts from a W distributed like
+        a default dense layer's. The bias is drawn as in ``nn.Linear``.
+        """
+        bound = _v_bound(self.dictionaries, self.in_features)
+        with torch.no_grad():
+            self.V.uniform_(-1.0, 1.0, generator=generator)
+            self.V.mul_(bound.to(self.V)[:, None, None])
+            if self.bias is not None:
+                b = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+                self.bias.uniform_(-b, b, generator=generator)
+
+    def _pool_is_cheaper(self, batch: int) -> bool:
+        if self.path != "auto":
+            return self.path == "pool"
+        n_in, n_out, a, C = self.in_features, self.out_features, self.n_atoms, self.n_columns
+        pool = C * a * n_in + a * n_out
+        dense = n_in * a * n_out / max(batch, 1) + n_in * n_out
+        return pool <= dense
+
+    def _weight_in_out(self) -> Tensor:
+        """W as (in_features, out_features), one batched matmul for all columns."""
+        W = torch.bmm(self.dictionaries, self.V)  # (C, in, m)
+        return W.permute(1, 0, 2).reshape(self.in_features, self.out_features)
+
+    @property
+    def weight(self) -> Tensor:
+        """The full predicted weight, shaped like ``nn.Linear.weight`` (out, in)."""
+        return self._weight_in_out().t()
+
+    def forward(self, input: Tensor) -> Tensor:
+        lead = input.shape[:-1]
+        x = input.reshape(-1, self.in_features)
+        B = x.shape[0]
+        if self._pool_is_cheaper(B):
+            z = x @ self.U  # (B, C*a): every column's pooling in one GEMM
+            if self.n_columns == 1:
+                out = z @ self.V[0]
+            else:
+                z = z.view(B, self.n_columns, self.n_atoms).transpose(0, 1)
+                out = torch.bmm(z, self.V).transpose(0, 1).reshape(B, self.out_features)
+        else:
+            out = x @ self._weight_in_out()
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*lead, self.out_features)
+
+    def to_dense(self) -> nn.Linear:
+        """An equivalent ``torch.nn.Linear`` holding the materialised weight."""
+        dense = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=self.V.device,
+            dtype=self.V.dtype,
+        )
+        with torch.no_grad():
+            dense.weight.copy_(self.weight)
+            if self.bias is not None:
+                dense.bias.copy_(self.bias)
+        return dense
+
+    @property
+    def n_dynamic_params(self) -> int:
+        """Learned weights (V), biases excluded: sum_c n_atoms * out_features/C."""
+        return self.V.numel()
+
+    @property
+    def n_static_params(self) -> int:
+        """Fixed weights (U): sum_c in_features * n_atoms."""
+        return self.U.numel()
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"n_columns={self.n_columns}, n_atoms={self.n_atoms}, "
+            f"bias={self.bias is not None}, path={self.path!r}"
+        )
+
+
+class LowRankLinear(PredictedLinear):
+    """The LowRank baseline: ``W = U V`` with both factors learned.
+
+    Same layout and forward as :class:`PredictedLinear`, but ``U`` is a
+    Parameter, drawn with N(0, 1/in_features) entries by ``reset_parameters``,
+    and counts as dynamic.
+
+    Args:
+        in_features, out_features, bias, device, dtype, path: as PredictedLinear.
+        rank: atoms per column (the rank of each column's W).
+        n_columns: number of columns.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        n_columns: int = 1,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        path: str = "auto",
+    ) -> None:
+        if rank < 1 or n_columns < 1:
+            raise ValueError(f"rank and n_columns must be >= 1, got {rank}, {n_columns}.")
+        # Placeholder of the right shape; reset_parameters draws the real U.
+        placeholder = torch.ones(n_columns, in_features, rank)
+        super().__init__(in_features, out_features, placeholder, bias, device, dtype, path)
+
+    def _register_dictionary(self, U_flat: Tensor) -> None:
+        self.U = nn.Parameter(U_flat)
+
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        with torch.no_grad():
+            self.U.normal_(0.0, 1.0 / math.sqrt(self.in_features), generator=generator)
+        super().reset_parameters(generator)
+
+    @property
+    def n_dynamic_params(self) -> int:
+        return self.U.numel() + self.V.numel()
+
+    @property
+    def n_static_params(self) -> int:
+        return 0

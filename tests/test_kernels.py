@@ -1,0 +1,163 @@
+"""Numeric core: kernels, alpha sampling, ridge predictor, post-hoc prediction."""
+
+import numpy as np
+import pytest
+
+from skpred import _kernels as K
+
+
+def test_grid_coordinates_follow_c_order_of_the_shape():
+    shape = (3, 4, 2)
+    coords = K.grid_coordinates(shape)
+    idx = np.arange(np.prod(shape))
+    expected = np.stack(np.unravel_index(idx, shape), axis=1)
+    np.testing.assert_array_equal(coords, expected)
+    # i.e. image.reshape(-1)[i] == image[r, c, ch] for coords[i] = (r, c, ch)
+    img = np.random.default_rng(0).random(shape)
+    r, c, ch = coords[5].astype(int)
+    assert img.reshape(-1)[5] == img[r, c, ch]
+
+
+def test_infer_image_shape():
+    assert K.infer_image_shape(64) == (8, 8, 1)
+    assert K.infer_image_shape(12, (3, 4)) == (3, 4, 1)
+    assert K.infer_image_shape(24, (2, 4, 3)) == (2, 4, 3)
+    with pytest.raises(ValueError, match="not a perfect square"):
+        K.infer_image_shape(10)
+    with pytest.raises(ValueError, match=r"holds 12 values but the data has n_features=13"):
+        K.infer_image_shape(13, (3, 4))
+
+
+def test_se_kernel_values_and_per_axis_length_scale():
+    Kf = K.se_kernel((3, 3), length_scale=2.0)
+    # locations 0 = (0,0) and 5 = (1,2): d^2 = 1 + 4 = 5
+    assert Kf[0, 5] == pytest.approx(np.exp(-5 / (2 * 4.0)))
+    np.testing.assert_allclose(np.diag(Kf), 1.0)
+    np.testing.assert_allclose(Kf, Kf.T)
+    K2 = K.se_kernel((3, 3), length_scale=(1.0, 2.0))
+    assert K2[0, 5] == pytest.approx(np.exp(-0.5 * (1 / 1.0 + 4 / 4.0)))
+    # columns= gives exactly the requested columns of the full matrix
+    np.testing.assert_allclose(K.se_kernel((3, 3), 2.0, columns=[1, 7]), Kf[:, [1, 7]])
+    with pytest.raises(ValueError, match="length_scale"):
+        K.se_kernel((3, 3), length_scale=(1.0, 2.0, 3.0))
+
+
+def test_se_kernel_is_exactly_zero_across_channels():
+    shape = (4, 4, 3)
+    Kf = K.se_kernel(shape, length_scale=1.5)
+    ch = K.grid_coordinates(shape)[:, 2]
+    across = ch[:, None] != ch[None, :]
+    assert np.all(Kf[across] == 0.0)
+    assert np.all(Kf[~across] > 0.0)
+    # within one channel it is the grayscale kernel
+    np.testing.assert_allclose(Kf[np.ix_(ch == 1, ch == 1)], K.se_kernel((4, 4), 1.5))
+
+
+def test_emp_equals_np_cov_and_emp2_is_cov_of_squares():
+    X = np.random.default_rng(0).normal(size=(50, 7))
+    np.testing.assert_allclose(K.empirical_kernel(X), np.cov(X, rowvar=False))
+    np.testing.assert_allclose(K.empirical_squared_kernel(X), np.cov(X * X, rowvar=False))
+
+
+@pytest.mark.parametrize("fn", [K.empirical_kernel, K.empirical_squared_kernel])
+def test_data_kernels_reject_bad_data(fn):
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        fn(np.ones((1, 4)))
+    X = np.ones((5, 4))
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fn(X)
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fn(X)
+
+
+def test_dct_atoms_are_orthonormal_and_separable():
+    A = K.dct_atoms((4, 6))
+    np.testing.assert_allclose(A.T @ A, np.eye(24), atol=1e-12)
+    # atom 0 is constant; atom (0, 1) varies along columns only
+    np.testing.assert_allclose(A[:, 0], 1 / np.sqrt(24))
+    a01 = A[:, 1].reshape(4, 6)
+    np.testing.assert_allclose(a01, np.repeat(a01[:1], 4, axis=0))
+    Ac = K.dct_atoms((2, 2, 3))
+    np.testing.assert_allclose(Ac.T @ Ac, np.eye(12), atol=1e-12)
+    ch = K.grid_coordinates((2, 2, 3))[:, 2]
+    # every colour atom lives in a single channel
+    assert all(len(np.unique(ch[np.abs(Ac[:, k]) > 1e-12])) == 1 for k in range(12))
+
+
+def test_sample_alpha_sorted_distinct_and_independent_per_column():
+    rng = np.random.default_rng(0)
+    alphas = K.sample_alpha(100, 20, rng, n_columns=3)
+    assert len(alphas) == 3
+    for a in alphas:
+        assert len(a) == 20 and len(np.unique(a)) == 20
+        assert np.all(np.diff(a) > 0) and a.min() >= 0 and a.max() < 100
+    assert not np.array_equal(alphas[0], alphas[1])
+    # same seed, same draws
+    again = K.sample_alpha(100, 20, np.random.default_rng(0), n_columns=3)
+    for a, b in zip(alphas, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sample_alpha_shares_the_spatial_sample_across_channels():
+    (alpha,) = K.sample_alpha(16 * 3, 4 * 3, np.random.RandomState(1), n_channels=3)
+    pixels, channels = np.divmod(alpha, 3)
+    assert len(np.unique(pixels)) == 4
+    for p in np.unique(pixels):
+        assert sorted(channels[pixels == p]) == [0, 1, 2]
+
+
+def test_ridge_predictor_reproduces_kept_weights_with_tiny_ridge():
+    Kf = K.se_kernel((6, 6), length_scale=1.0)
+    alpha = K.sample_alpha(36, 12, np.random.default_rng(3))[0]
+    U = K.ridge_predictor(Kf[:, alpha], Kf[np.ix_(alpha, alpha)], ridge=1e-9)
+    # U restricted to alpha is the identity, so V holds the weights at alpha
+    np.testing.assert_allclose(U[alpha], np.eye(12), atol=1e-6)
+    v = np.random.default_rng(4).normal(size=12)
+    np.testing.assert_allclose((U @ v)[alpha], v, atol=1e-6)
+
+
+def test_ridge_predictor_matches_the_closed_form_and_raw_mode():
+    Kf = K.se_kernel((5, 5), length_scale=1.3)
+    alpha = np.array([0, 3, 7, 12, 20])
+    Kxa, Kaa = Kf[:, alpha], Kf[np.ix_(alpha, alpha)]
+    U = K.ridge_predictor(Kxa, Kaa, 0.1)
+    np.testing.assert_allclose(U, Kxa @ np.linalg.inv(Kaa + 0.1 * np.eye(5)), rtol=1e-10)
+    np.testing.assert_array_equal(K.ridge_predictor(Kxa, Kaa, None), Kxa)
+    with pytest.raises(ValueError, match="ridge must be positive"):
+        K.ridge_predictor(Kxa, Kaa, 0.0)
+
+
+def test_random_dictionary_preserves_variance():
+    rng = np.random.default_rng(0)
+    U = K.random_dictionary(400, 300, rng)
+    x = rng.normal(scale=2.0, size=(2000, 400))
+    # var(x U) ~ var(x) = 4; relative tolerance for 600k samples of a sum
+    assert np.var(x @ U) == pytest.approx(4.0, rel=0.05)
+
+
+def test_randcon_dictionary_selects_inputs():
+    U = K.randcon_dictionary(5, np.array([1, 4]))
+    x = np.arange(5.0)
+    np.testing.assert_array_equal(x @ U, [1.0, 4.0])
+
+
+def test_predict_from_subset_recovers_smooth_features():
+    rng = np.random.default_rng(0)
+    coords = K.grid_coordinates((10, 10))
+    # smooth features: wide Gaussian bumps
+    centres = rng.uniform(0, 9, size=(5, 2))
+    W = np.exp(-((coords[:, None, :] - centres[None]) ** 2).sum(-1) / (2 * 3.0**2))
+    Kf = K.se_kernel((10, 10), length_scale=2.0)
+    W_hat, alphas, err = K.predict_from_subset(W, Kf, 0.3, rng, ridge=1e-6)
+    assert W_hat.shape == W.shape and alphas.shape == (5, 30)
+    # smooth bumps are predicted from 30% of their pixels; an unlucky draw
+    # that misses a bump's peak near the border stays within 0.35
+    assert np.median(err) < 0.05 and np.all(err < 0.35)
+    for j, a in enumerate(alphas):
+        np.testing.assert_allclose(W_hat[a, j], W[a, j], atol=1e-3)
+    # white noise is not predictable: error near 1 or above
+    noise = rng.normal(size=(100, 5))
+    _, _, err_noise = K.predict_from_subset(noise, Kf, 0.3, rng)
+    assert np.all(err_noise > 0.5)

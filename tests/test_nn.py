@@ -1,0 +1,174 @@
+"""skpred.nn: predicted torch layers."""
+
+import numpy as np
+import pytest
+import torch
+
+from skpred import _kernels
+from skpred.nn import LowRankLinear, PredictedConv2d, PredictedLinear
+
+
+def _dicts(n_rows, n_atoms, n_columns, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(n_rows, n_atoms)) for _ in range(n_columns)]
+
+
+@pytest.mark.parametrize("path", ["pool", "dense", "auto"])
+@pytest.mark.parametrize("n_columns", [1, 4])
+def test_predicted_linear_equals_its_dense_form(path, n_columns):
+    torch.manual_seed(0)  # test-only: the layer's default init uses torch's RNG
+    layer = PredictedLinear(30, 20, _dicts(30, 6, n_columns), path=path, dtype=torch.float64)
+    x = torch.randn(7, 30, dtype=torch.float64)
+    dense = layer.to_dense()
+    assert isinstance(dense, torch.nn.Linear)
+    expected = x @ dense.weight.T + dense.bias
+    torch.testing.assert_close(layer(x), expected)
+    # weight property is U V per column, concatenated in column order
+    U = np.stack(_dicts(30, 6, n_columns))
+    V = layer.V.detach().numpy()
+    W = np.concatenate([U[c] @ V[c] for c in range(n_columns)], axis=1)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), W.T, rtol=1e-10)
+    # leading batch dimensions are kept, like nn.Linear
+    assert layer(torch.randn(2, 3, 30, dtype=torch.float64)).shape == (2, 3, 20)
+
+
+def test_pool_and_dense_paths_agree_and_auto_picks_the_cheaper():
+    torch.manual_seed(0)
+    d = _dicts(100, 10, 1)
+    pool = PredictedLinear(100, 50, d, path="pool", dtype=torch.float64)
+    dense = PredictedLinear(100, 50, d, path="dense", dtype=torch.float64)
+    dense.load_state_dict(pool.state_dict())
+    x = torch.randn(16, 100, dtype=torch.float64)
+    torch.testing.assert_close(pool(x), dense(x))
+    # one column, a = 0.1 n_in: pooling costs about a fifth of a dense layer
+    assert PredictedLinear(100, 50, d)._pool_is_cheaper(16)
+    # many full-size columns: pooling costs more than the dense layer
+    many = PredictedLinear(100, 50, _dicts(100, 100, 10))
+    assert not many._pool_is_cheaper(16)
+
+
+def test_counts_match_design_formulas():
+    layer = PredictedLinear(784, 500, _dicts(784, 78, 5))
+    assert layer.n_dynamic_params == 5 * 78 * 100  # sum_c n_atoms * n_out_c
+    assert layer.n_static_params == 5 * 784 * 78  # sum_c n_in * n_atoms
+    low = LowRankLinear(784, 500, rank=20, n_columns=5)
+    assert low.n_dynamic_params == 5 * 20 * 100 + 5 * 784 * 20
+    assert low.n_static_params == 0
+    assert "n_columns=5" in repr(layer) and "n_atoms=78" in repr(layer)
+
+
+def test_gradients_flow_to_v_only():
+    layer = PredictedLinear(12, 6, _dicts(12, 3, 2))
+    assert not layer.U.requires_grad
+    assert [n for n, _ in layer.named_parameters()] == ["V", "bias"]
+    assert "U" in dict(layer.named_buffers())
+    layer(torch.randn(5, 12)).sum().backward()
+    assert layer.V.grad is not None and layer.V.grad.abs().sum() > 0
+    assert layer.U.grad is None
+    U0 = layer.U.clone()
+    opt = torch.optim.SGD(layer.parameters(), lr=1.0)
+    opt.step()
+    torch.testing.assert_close(layer.U, U0, rtol=0, atol=0)
+
+
+def test_low_rank_learns_u_too():
+    low = LowRankLinear(12, 6, rank=2, n_columns=2)
+    assert {n for n, _ in low.named_parameters()} == {"U", "V", "bias"}
+    low(torch.randn(5, 12)).sum().backward()
+    assert low.U.grad is not None and low.U.grad.abs().sum() > 0
+    x = torch.randn(3, 12)
+    torch.testing.assert_close(low(x), low.to_dense()(x))
+
+
+def test_full_rank_dictionary_matches_dense_layer():
+    """alpha = 1 with raw se: U is invertible, so any dense W is reachable."""
+    U = _kernels.se_kernel((4, 4), 1.0)
+    layer = PredictedLinear(16, 5, U, dtype=torch.float64)
+    target = torch.nn.Linear(16, 5, dtype=torch.float64)
+    V = np.linalg.solve(U, target.weight.detach().numpy().T)
+    with torch.no_grad():
+        layer.V.copy_(torch.as_tensor(V)[None])
+        layer.bias.copy_(target.bias)
+    x = torch.randn(8, 16, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), target(x))
+
+
+def test_init_gives_nn_linear_variance_for_any_dictionary():
+    g = torch.Generator().manual_seed(0)
+    for U in (_dicts(400, 40, 1)[0] * 7.0, _kernels.randcon_dictionary(400, np.arange(0, 400, 10))):
+        layer = PredictedLinear(400, 300, U)
+        layer.reset_parameters(generator=g)
+        var = layer.weight.detach().var().item()
+        # nn.Linear: uniform(-1/sqrt(400), 1/sqrt(400)) has variance 1/(3*400)
+        assert var == pytest.approx(1 / 1200, rel=0.15)
+
+
+def test_reset_parameters_is_reproducible_with_a_generator():
+    layer = PredictedLinear(10, 4, _dicts(10, 3, 2))
+    layer.reset_parameters(torch.Generator().manual_seed(5))
+    v1 = layer.V.clone()
+    layer.reset_parameters(torch.Generator().manual_seed(5))
+    torch.testing.assert_close(layer.V, v1, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(out_features=10, dictionaries=_dicts(8, 2, 3)), "not divisible by n_columns=3"),
+        (dict(out_features=2, dictionaries=_dicts(8, 2, 3)), "n_columns=3 exceeds out_features=2"),
+        (dict(out_features=6, dictionaries=np.ones((7, 2))), r"dictionaries must have shape"),
+        (dict(out_features=6, dictionaries=[np.ones((8, 2)), np.ones((8, 3))]), "same shape"),
+        (dict(out_features=6, dictionaries=np.full((8, 2), np.nan)), "NaN"),
+        (dict(out_features=6, dictionaries=np.ones((8, 2)), path="fast"), "path must be"),
+    ],
+)
+def test_predicted_linear_bad_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PredictedLinear(8, **kwargs)
+
+
+def test_state_dict_round_trip_and_device_dtype():
+    layer = PredictedLinear(8, 4, _dicts(8, 2, 2), dtype=torch.float64)
+    assert layer.U.dtype == torch.float64 and layer.V.dtype == torch.float64
+    other = PredictedLinear(8, 4, _dicts(8, 2, 2, seed=9), dtype=torch.float64)
+    other.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 8, dtype=torch.float64)
+    torch.testing.assert_close(other(x), layer(x))
+
+
+# ---------------------------------------------------------------- conv
+
+
+def _conv_dicts(in_ch, k, n_atoms, n_columns, seed=0):
+    return _dicts(in_ch * k * k, n_atoms, n_columns, seed)
+
+
+@pytest.mark.parametrize("path", ["pool", "dense", "auto"])
+@pytest.mark.parametrize("n_columns", [1, 2])
+def test_predicted_conv_equals_its_dense_form(path, n_columns):
+    torch.manual_seed(0)
+    conv = PredictedConv2d(3, 8, 3, _conv_dicts(3, 3, 5, n_columns), stride=2, padding=1,
+                           path=path, dtype=torch.float64)
+    dense = conv.to_dense()
+    assert isinstance(dense, torch.nn.Conv2d)
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    torch.testing.assert_close(conv(x), dense(x))
+    # filters of column c are U_c V_c, rows in Conv2d's (in, row, col) order
+    U = np.stack(_conv_dicts(3, 3, 5, n_columns))
+    V = conv.V.detach().numpy()
+    m = 8 // n_columns
+    for c in range(n_columns):
+        Wc = (U[c] @ V[c]).T.reshape(m, 3, 3, 3)
+        np.testing.assert_allclose(dense.weight.detach().numpy()[c * m:(c + 1) * m], Wc, rtol=1e-10)
+
+
+def test_predicted_conv_counts_gradients_and_errors():
+    conv = PredictedConv2d(3, 6, (3, 3), _conv_dicts(3, 3, 4, 3))
+    assert conv.n_dynamic_params == 3 * 4 * 2
+    assert conv.n_static_params == 3 * 27 * 4
+    conv(torch.randn(1, 3, 5, 5)).sum().backward()
+    assert conv.U.grad is None and conv.V.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="out_channels=6 is not divisible by n_columns=4"):
+        PredictedConv2d(3, 6, 3, _conv_dicts(3, 3, 4, 4))
+    with pytest.raises(ValueError, match="dictionaries must have shape"):
+        PredictedConv2d(3, 6, 3, _dicts(10, 4, 1))
