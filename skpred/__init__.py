@@ -6,7 +6,8 @@ full weights from a few of them, ``V`` the only part that is learned.
 """
 
 from ._dictionary import KernelDictionary
+from ._mlp import PredictedMLPClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["KernelDictionary", "__version__"]
+__all__ = ["KernelDictionary", "PredictedMLPClassifier", "__version__"]

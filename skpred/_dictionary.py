@@ -76,6 +76,20 @@ def _build_dct(est, X, n_features, shape, n_atoms, rng, ridge):
     return [atoms[:, a] for a in alphas], alphas
 
 
+def _build_ae(est, X, n_features, shape, n_atoms, rng, ridge):
+    from ._training import autoencoder_atoms  # torch only where needed
+
+    n_hidden = est.ae_n_components if est.ae_n_components is not None else 2 * n_features
+    if n_atoms > n_hidden:
+        raise ValueError(
+            f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
+            f"the n_atoms={n_atoms} requested per column."
+        )
+    atoms = autoencoder_atoms(X, n_hidden, epochs=est.ae_max_iter, random_state=rng, device=est.device)
+    alphas = _kernels.sample_alpha(n_hidden, n_atoms, rng, est.n_columns)
+    return [atoms[:, a] for a in alphas], alphas
+
+
 def _build_random(est, X, n_features, shape, n_atoms, rng, ridge):
     dicts = [_kernels.random_dictionary(n_features, n_atoms, rng) for _ in range(est.n_columns)]
     return dicts, [None] * est.n_columns
@@ -92,11 +106,12 @@ DICTIONARY_BUILDERS = {
     "emp": _data_kernel(_kernels.empirical_kernel),
     "emp2": _data_kernel(_kernels.empirical_squared_kernel),
     "dct": _build_dct,
+    "ae": _build_ae,
     "random": _build_random,
     "randcon": _build_randcon,
 }
 # Kernels whose U depends on the training data.
-DATA_KERNELS = frozenset({"emp", "emp2"})
+DATA_KERNELS = frozenset({"emp", "emp2", "ae"})
 # Kernels that go through the ridge solve (and so use `ridge`).
 RIDGE_KERNELS = frozenset({"se", "emp", "emp2"})
 
@@ -117,7 +132,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     Parameters
     ----------
-    kernel : {"se", "emp", "emp2", "dct", "random", "randcon"} or callable, default="se"
+    kernel : {"se", "emp", "emp2", "dct", "ae", "random", "randcon"} or callable, default="se"
         How ``U`` is built:
 
         - ``"se"``: kernel ridge regression with a squared-exponential kernel
@@ -127,6 +142,9 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
           covariance of ``X`` / of ``X * X`` (data-driven).
         - ``"dct"``: ``U`` holds the DCT-II atoms whose frequencies are in
           alpha (alpha indexes atoms, no ridge). Needs an image grid.
+        - ``"ae"``: atoms of a sigmoid tied-weight autoencoder with
+          ``ae_n_components`` hidden units trained (in torch) on ``X``; alpha
+          indexes atoms and ``U`` holds the chosen atoms (unit norm, no ridge).
         - ``"random"``: a fixed Gaussian matrix with entries N(0, 1/n_features)
           (the paper's RandFixU).
         - ``"randcon"``: columns of the identity at alpha, so each output sees
@@ -157,8 +175,19 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ``(rows, cols)`` or ``(rows, cols, channels)`` of the flattened input,
         in C-order (channels last). ``None`` infers a square grayscale image
         when ``n_features`` is a perfect square (needed by ``se`` and ``dct``).
+    ae_n_components : int or None, default=None
+        Number of autoencoder atoms for ``kernel="ae"``; None means twice
+        ``n_features``. ``n_atoms`` are drawn from them per column.
+    ae_max_iter : int, default=10
+        Training epochs of the ``ae`` autoencoder (SGD, batch 100, momentum
+        0.7 as the authors; learning rate 0.01 on the summed squared error,
+        as ``PredictedMLPClassifier``'s pretraining).
+    device : str, default="auto"
+        Where the ``ae`` autoencoder trains: "auto" (a CUDA GPU when present),
+        "cpu", "cuda" or "cuda:N". Other kernels run in numpy.
     random_state : int, RandomState instance or None, default=None
-        Seeds the draws of alpha and the ``random`` dictionary.
+        Seeds the draws of alpha, the ``random`` dictionary and the ``ae``
+        autoencoder.
 
     Attributes
     ----------
@@ -211,6 +240,9 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "length_scale": [Interval(Real, 0, None, closed="neither"), "array-like"],
         "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"})],
         "image_shape": [tuple, list, None],
+        "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "ae_max_iter": [Interval(Integral, 0, None, closed="left")],
+        "device": [str],
         "random_state": ["random_state"],
     }
 
@@ -224,6 +256,9 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         length_scale=1.0,
         ridge="auto",
         image_shape=None,
+        ae_n_components=None,
+        ae_max_iter=10,
+        device="auto",
         random_state=None,
     ):
         self.kernel = kernel
@@ -233,6 +268,9 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.length_scale = length_scale
         self.ridge = ridge
         self.image_shape = image_shape
+        self.ae_n_components = ae_n_components
+        self.ae_max_iter = ae_max_iter
+        self.device = device
         self.random_state = random_state
 
     def _resolved_ridge(self):
@@ -267,7 +305,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data. Only the ``emp``/``emp2``/callable kernels use its
+            Training data. Only the ``emp``/``emp2``/``ae``/callable kernels use its
             values; the other kernels use only ``n_features``.
         y : None
             Ignored.

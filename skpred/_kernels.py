@@ -153,18 +153,39 @@ def se_kernel(image_shape, length_scale=1.0, columns=None):
     return K
 
 
-def _check_kernel_data(X, name):
-    X = np.asarray(X, dtype=np.float64)
+def _covariance(X, name, square=False, chunk=4096):
+    """Covariance over samples, computed in float64 chunk by chunk.
+
+    The data is never copied to float64 whole: peak extra memory is one
+    chunk plus the (n_features, n_features) result. A shift by the first
+    chunk's mean keeps the one-pass formula accurate.
+    """
+    if not hasattr(X, "shape"):
+        X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"The {name} kernel needs a 2-D data array, got {X.ndim}-D.")
-    if X.shape[0] < 2:
+    n, d = X.shape
+    if n < 2:
         raise ValueError(
             f"The {name} kernel is a covariance over samples and needs at least "
-            f"2 samples, got {X.shape[0]}."
+            f"2 samples, got n_samples={n}."
         )
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"The {name} kernel got data containing NaN or infinity.")
-    return X
+    shift = None
+    total = np.zeros(d)
+    cross = np.zeros((d, d))
+    for start in range(0, n, chunk):
+        B = np.asarray(X[start:start + chunk], dtype=np.float64)
+        if not np.all(np.isfinite(B)):
+            raise ValueError(f"The {name} kernel got data containing NaN or infinity.")
+        if square:
+            B = B * B
+        if shift is None:
+            shift = B.mean(axis=0)
+        B = B - shift
+        total += B.sum(axis=0)
+        cross += B.T @ B
+    mean = total / n
+    return (cross - n * np.outer(mean, mean)) / (n - 1)
 
 
 def empirical_kernel(X):
@@ -173,21 +194,19 @@ def empirical_kernel(X):
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
+        Any float dtype; it is not copied to float64 as a whole.
 
     Returns
     -------
     K : ndarray of shape (n_features, n_features)
         Equal to ``np.cov(X, rowvar=False)``.
     """
-    X = _check_kernel_data(X, "emp")
-    Xc = X - X.mean(axis=0)
-    return (Xc.T @ Xc) / (X.shape[0] - 1)
+    return _covariance(X, "emp")
 
 
 def empirical_squared_kernel(X):
     """Empirical covariance of the element-wise squared inputs, ``emp2``."""
-    X = _check_kernel_data(X, "emp2")
-    return empirical_kernel(X * X)
+    return _covariance(X, "emp2", square=True)
 
 
 def dct_atoms(image_shape):

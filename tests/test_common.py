@@ -2,17 +2,24 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skpred import KernelDictionary
+from skpred import KernelDictionary, PredictedMLPClassifier
 
 
 def _estimators():
     # Cheap settings. The grid kernels (se, dct) need an image-shaped input
     # and the common checks feed arbitrary n_features, so the checks run the
-    # kernels that accept any width: the data-driven one and the random ones.
+    # dictionaries that accept any width. The three skips reported by this
+    # module are scikit-learn's own array-API checks, which it skips unless
+    # SCIPY_ARRAY_API is set.
     return [
         KernelDictionary("emp", alpha_fraction=0.5, n_columns=2, random_state=0),
         KernelDictionary("random", alpha_fraction=0.5, random_state=0),
         KernelDictionary("randcon", alpha_fraction=0.5, random_state=0),
+        PredictedMLPClassifier(
+            hidden_layer_sizes=(16,), dictionary="random", alpha_fraction=1.0,
+            solver="adam", learning_rate_init=0.02, max_iter=30, batch_size=32,
+            device="cpu", random_state=0,
+        ),
     ]
 
 

@@ -161,3 +161,11 @@ def test_predict_from_subset_recovers_smooth_features():
     noise = rng.normal(size=(100, 5))
     _, _, err_noise = K.predict_from_subset(noise, Kf, 0.3, rng)
     assert np.all(err_noise > 0.5)
+
+
+def test_chunked_covariance_matches_np_cov_with_a_large_mean():
+    rng = np.random.default_rng(0)
+    X = (1e3 + rng.normal(size=(10_000, 5))).astype(np.float32)  # > one chunk
+    np.testing.assert_allclose(
+        K.empirical_kernel(X), np.cov(X.astype(np.float64), rowvar=False), rtol=1e-8, atol=1e-10
+    )

@@ -208,6 +208,30 @@ class PredictedLinear(nn.Module):
                 dense.bias.copy_(self.bias)
         return dense
 
+    @torch.no_grad()
+    def max_norm_(self, max_norm: float) -> None:
+        """Scale V so no unit's incoming weight vector (a column of W) exceeds max_norm.
+
+        ``||U_c v||^2 = v^T (U_c^T U_c) v``, so the norms come from the small
+        Gram matrices of U without materialising W.
+        """
+        if self.U.requires_grad:  # learned U (LowRank): no fixed Gram matrix
+            norms = self._weight_in_out().view(self.in_features, self.n_columns, -1)
+            norms = norms.norm(dim=0)  # (C, m)
+        else:
+            gram = self._gram()
+            norms = torch.einsum("cam,cab,cbm->cm", self.V, gram, self.V).clamp_min(0).sqrt()
+        scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
+        self.V.mul_(scale[:, None, :])
+
+    def _gram(self) -> Tensor:
+        key = (self.U.data_ptr(), self.U.device, self.U.dtype, self.U._version)
+        if getattr(self, "_gram_key", None) != key:
+            U = self.dictionaries
+            self._gram_cache = torch.bmm(U.transpose(1, 2), U)
+            self._gram_key = key
+        return self._gram_cache
+
     @property
     def n_dynamic_params(self) -> int:
         """Learned weights (V), biases excluded: sum_c n_atoms * out_features/C."""

@@ -1,0 +1,641 @@
+"""PredictedMLPClassifier: the paper's MLP with predicted hidden layers."""
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _training
+from ._dictionary import DATA_KERNELS, DICTIONARY_BUILDERS, KernelDictionary
+from .nn import LowRankLinear, PredictedLinear
+from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
+
+__all__ = ["PredictedMLPClassifier"]
+
+# The string options of `dictionary`: every KernelDictionary kernel, plus the
+# LowRank baseline (both factors learned). None is an ordinary dense layer.
+DICTIONARIES = frozenset(DICTIONARY_BUILDERS) | {"lowrank"}
+
+_PREDICT_BATCH = 4096
+
+
+def _per_layer(name, value, n_layers, is_scalar=lambda v: not isinstance(v, (tuple, list))):
+    """One value for every hidden layer, or a tuple/list with one per layer."""
+    if is_scalar(value):
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{name} has {len(values)} entries but hidden_layer_sizes has {n_layers} "
+            f"hidden layer(s); pass one value for all layers or one per hidden layer."
+        )
+    return values
+
+
+def _length_scale_is_scalar(v):
+    return isinstance(v, Real)
+
+
+class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multilayer perceptron with predicted hidden layers (Denil et al. 2013).
+
+    Each hidden layer's weights are factored as ``W = U V``: ``U`` is a fixed
+    dictionary built by :class:`KernelDictionary` (kernel ridge regression
+    from a random subset alpha of the layer's inputs, or another dictionary)
+    and only ``V`` is learned. The output softmax layer is an ordinary dense
+    layer. Trained with PyTorch on a GPU when one is present.
+
+    Dictionaries that need data (``emp``, ``emp2``, ``ae``) on layer 2 and
+    above are computed from the activations of the layer below, which is
+    first pretrained greedily as a tied-weight autoencoder (in its predicted
+    form); the whole network is then fine-tuned by backpropagation with every
+    ``U`` frozen.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(500, 500)
+        Units per hidden layer.
+    activation : {"sigmoid", "relu", "tanh"}, default="sigmoid"
+        Hidden-layer nonlinearity (the paper uses sigmoid).
+    dictionary : str, None or tuple, default=("se", "emp")
+        Per hidden layer, one of ``"se"``, ``"emp"``, ``"emp2"``, ``"ae"``,
+        ``"random"``, ``"randcon"``, ``"dct"`` (see :class:`KernelDictionary`),
+        ``"lowrank"`` (U learned too; the rank per column is chosen so that
+        the fraction learned matches ``alpha_fraction``) or None (an ordinary
+        dense layer). A single value applies to every hidden layer. On hidden
+        layers above the first, the grid kernels ``se`` and ``dct`` use a 1-D
+        grid over the index of the units below (the authors' code allows
+        this; units have no natural order, so it is a weak prior).
+    alpha_fraction : float in (0, 1] or tuple, default=0.25
+        Share of each hidden unit's weights that is learned, per layer.
+    n_columns : int or tuple, default=1
+        Columns per hidden layer; they split the layer's units equally.
+    length_scale : float or tuple, default=1.0
+        ``se`` length scale per hidden layer (a scalar for all layers, or a
+        tuple with one entry per layer; an entry may itself be a
+        ``(rows, cols)`` pair for the first layer).
+    ridge : float, None, "auto" or tuple, default="auto"
+        Ridge of the kernel ridge predictor per layer (see
+        :class:`KernelDictionary`; "auto" is 0.1 for se, 0.001 otherwise).
+    image_shape : tuple of int or None, default=None
+        ``(rows, cols)`` or ``(rows, cols, channels)`` of the input; None
+        infers a square grayscale image. Used by ``se``/``dct`` on layer 1.
+    ae_n_components : int or None, default=None
+        Atoms of the ``ae`` dictionaries; None means twice the layer's input
+        width.
+    pretrain : "auto" or bool, default="auto"
+        Greedy layer-wise autoencoder pretraining. "auto" pretrains the layers
+        below the highest layer (from 2 up) whose dictionary needs data; True
+        pretrains every hidden layer; False none (data dictionaries above layer
+        1 then come from the activations of the randomly initialised layer
+        below).
+    pretrain_epochs : int, default=50
+        Autoencoder epochs per pretrained layer (and for ``ae`` dictionaries).
+    pretrain_learning_rate : float, default=0.01
+        SGD learning rate of pretraining (momentum as ``momentum``, loss the
+        squared reconstruction error summed over inputs). The authors' 0.1
+        drives the sigmoid units into saturation with this loss, so the
+        default is ten times smaller.
+    solver : {"sgd", "adam"}, default="sgd"
+        Fine-tuning optimiser; "sgd" uses ``momentum`` as the authors did.
+    learning_rate_init : float, default=0.01
+        Initial fine-tuning learning rate.
+    learning_rate_decay : float >= 1, default=1.00004
+        The learning rate is divided by this after every minibatch.
+    momentum : float in [0, 1], default=0.7
+    batch_size : int, default=100
+    max_iter : int, default=100
+        Fine-tuning epochs (at most).
+    weight_decay : float, default=5e-5
+        L2 penalty on the learned weights (V, dense W, learned U), not on
+        biases. Named so to avoid a clash with ``alpha_fraction``.
+    max_norm : float or None, default=1.9365
+        Cap on the norm of every hidden unit's incoming weight vector (the
+        columns of each hidden layer's full W = U V; V is rescaled), applied
+        after each step of pretraining and fine-tuning; None disables it.
+        The output layer is not constrained.
+    shuffle : bool, default=True
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the training data,
+        stop when its accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best epoch's weights.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    device : str, default="auto"
+        "auto" (a CUDA GPU when present), "cpu", "cuda" or "cuda:N".
+    random_state : int, RandomState instance or None, default=None
+        Seeds the alpha draws, initialisation and shuffling (numpy and a local
+        ``torch.Generator``; the global torch seed is never touched). The same
+        seed gives identical predictions on the CPU.
+    verbose : int, default=0
+        Log the loss of every epoch (logger "skpred").
+    warm_start : bool, default=False
+        Reuse the fitted network (and its dictionaries) on the next ``fit``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has feature names that are all strings.
+    n_iter_ : int
+        Fine-tuning epochs run by the last ``fit`` (cumulative epochs with
+        ``partial_fit``).
+    loss_curve_ : list of float
+        Mean training loss (cross-entropy) per epoch.
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch when ``early_stopping``.
+    best_validation_score_ : float or None
+    dictionaries_ : list of KernelDictionary or None
+        The fitted dictionary of each hidden layer (None for dense and
+        lowrank layers).
+    coefs_ : list of ndarray
+        Full weight matrices, ``coefs_[i]`` of shape (n_in, n_out), the
+        output layer last (as scikit-learn's MLPClassifier).
+    intercepts_ : list of ndarray
+    n_dynamic_params_ : int
+        Learned weights of the hidden layers (V; W for dense layers; U and V
+        for lowrank), biases and output layer excluded.
+    n_static_params_ : int
+        Fixed weights (U) of the hidden layers.
+    fraction_learned_ : float
+        Learned weights of the predicted hidden layers divided by their
+        ``n_in * n_out`` (DESIGN.md; the paper's x-axis). 1.0 when no layer is
+        predicted.
+    module_ : skpred.nn.PredictedMLP
+        The trained torch module (returns logits), usable on its own.
+    device_ : torch.device
+        Where ``module_`` lives.
+
+    See Also
+    --------
+    KernelDictionary : The fixed factor U of each hidden layer.
+    sklearn.neural_network.MLPClassifier : The dense MLP of scikit-learn.
+
+    References
+    ----------
+    Denil, M., Shakibi, B., Dinh, L., Ranzato, M. and de Freitas, N. (2013).
+    Predicting Parameters in Deep Learning. NIPS 26. arXiv:1306.0543.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skpred import PredictedMLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = PredictedMLPClassifier(
+    ...     hidden_layer_sizes=(64,), dictionary="se", alpha_fraction=0.5,
+    ...     solver="adam", learning_rate_init=1e-2, max_iter=20, max_norm=None,
+    ...     random_state=0, device="cpu")
+    >>> clf.fit(X[:1500] / 16, y[:1500]).score(X[1500:] / 16, y[1500:]) > 0.85
+    True
+    >>> round(clf.fraction_learned_, 2)
+    0.5
+    """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dictionary": [StrOptions(set(DICTIONARIES)), None, tuple, list],
+        "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
+        "n_columns": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
+        "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
+        "image_shape": [tuple, list, None],
+        "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "pretrain": [StrOptions({"auto"}), "boolean"],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions({"sgd", "adam"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_decay": [Interval(Real, 1, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "shuffle": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(500, 500),
+        *,
+        activation="sigmoid",
+        dictionary=("se", "emp"),
+        alpha_fraction=0.25,
+        n_columns=1,
+        length_scale=1.0,
+        ridge="auto",
+        image_shape=None,
+        ae_n_components=None,
+        pretrain="auto",
+        pretrain_epochs=50,
+        pretrain_learning_rate=0.01,
+        solver="sgd",
+        learning_rate_init=0.01,
+        learning_rate_decay=1.00004,
+        momentum=0.7,
+        batch_size=100,
+        max_iter=100,
+        weight_decay=5e-5,
+        max_norm=1.9365,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.dictionary = dictionary
+        self.alpha_fraction = alpha_fraction
+        self.n_columns = n_columns
+        self.length_scale = length_scale
+        self.ridge = ridge
+        self.image_shape = image_shape
+        self.ae_n_components = ae_n_components
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate_decay = learning_rate_decay
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.weight_decay = weight_decay
+        self.max_norm = max_norm
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ specs
+
+    def _layer_specs(self):
+        """Validated per-layer settings: a list of dicts, one per hidden layer."""
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not sizes or not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be a non-empty sequence of positive "
+                f"integers, got {self.hidden_layer_sizes!r}."
+            )
+        n = len(sizes)
+        dicts = _per_layer("dictionary", self.dictionary, n,
+                           is_scalar=lambda v: v is None or isinstance(v, str))
+        fracs = _per_layer("alpha_fraction", self.alpha_fraction, n)
+        cols = _per_layer("n_columns", self.n_columns, n)
+        scales = _per_layer("length_scale", self.length_scale, n, is_scalar=_length_scale_is_scalar)
+        ridges = _per_layer("ridge", self.ridge, n)
+        specs = []
+        for i, (size, d, f, c, ls, r) in enumerate(zip(sizes, dicts, fracs, cols, scales, ridges)):
+            where = f"hidden layer {i + 1}"
+            if d is not None and d not in DICTIONARIES:
+                raise ValueError(
+                    f"dictionary of {where} must be one of {sorted(DICTIONARIES)} or None, "
+                    f"got {d!r}."
+                )
+            if not isinstance(f, Real) or not 0 < f <= 1:
+                raise ValueError(f"alpha_fraction of {where} must be in (0, 1], got {f!r}.")
+            if not isinstance(c, Integral) or c < 1:
+                raise ValueError(f"n_columns of {where} must be a positive integer, got {c!r}.")
+            if d is not None and c > size:
+                raise ValueError(
+                    f"n_columns={c} exceeds the {size} units of {where}: every "
+                    f"column needs at least one unit."
+                )
+            if d is not None and size % c:
+                raise ValueError(
+                    f"n_columns={c} does not divide the {size} units of {where}: "
+                    f"units are split equally among columns."
+                )
+            if r is not None and r != "auto" and not (isinstance(r, Real) and r > 0):
+                raise ValueError(f"ridge of {where} must be positive, None or 'auto', got {r!r}.")
+            specs.append(dict(size=int(size), dictionary=d, alpha_fraction=float(f),
+                              n_columns=int(c), length_scale=ls, ridge=r))
+        return specs
+
+    def _pretrained_layers(self, specs):
+        """Indices of hidden layers to pretrain as autoencoders."""
+        if self.pretrain is True:
+            return set(range(len(specs)))
+        if self.pretrain is False:
+            return set()
+        needs = [i for i, s in enumerate(specs) if i >= 1 and s["dictionary"] in DATA_KERNELS]
+        return set(range(max(needs))) if needs else set()
+
+    # ----------------------------------------------------------------- build
+
+    def _make_layer(self, i, spec, inputs, rng, device):
+        """One hidden layer; its KernelDictionary (or None)."""
+        n_in, size, kind = inputs.shape[1], spec["size"], spec["dictionary"]
+        if kind is None:
+            return torch.nn.Linear(n_in, size, device=device), None
+        if kind == "lowrank":
+            m = size // spec["n_columns"]
+            rank = max(1, round(spec["alpha_fraction"] * n_in * m / (n_in + m)))
+            return LowRankLinear(n_in, size, rank, spec["n_columns"], device=device), None
+        if kind in ("se", "dct"):
+            # Layer 1 uses the image grid; higher layers a 1-D grid over units.
+            image_shape = self.image_shape if i == 0 else (1, n_in)
+        else:
+            image_shape = self.image_shape if i == 0 else None
+        kd = KernelDictionary(
+            kind,
+            alpha_fraction=spec["alpha_fraction"],
+            n_columns=spec["n_columns"],
+            length_scale=spec["length_scale"],
+            ridge=spec["ridge"],
+            image_shape=image_shape,
+            ae_n_components=self.ae_n_components,
+            ae_max_iter=self.pretrain_epochs,
+            device=str(device),
+            random_state=rng,
+        )
+        if kind in DATA_KERNELS:
+            data = inputs.cpu().numpy()  # a view, not a copy, on the CPU
+        else:
+            data = np.zeros((2, n_in), dtype=np.float32)  # only the width is used
+        kd.fit(data)
+        return PredictedLinear(n_in, size, kd.dictionaries_, device=device), kd
+
+    def _max_norm_step(self, layers):
+        """The max-norm constraint as an after-step hook (None when disabled)."""
+        if self.max_norm is None:
+            return None
+
+        def after_step():
+            for layer in layers:
+                max_norm_(layer, self.max_norm)
+
+        return after_step
+
+    def _build(self, X_t, n_classes, rng, generator, device):
+        specs = self._layer_specs()
+        pretrained = self._pretrained_layers(specs)
+        act = ACTIVATIONS[self.activation]
+        hidden, dictionaries = [], []
+        inputs_t = X_t
+        for i, spec in enumerate(specs):
+            layer, kd = self._make_layer(i, spec, inputs_t, rng, device)
+            _training.reset_layer_(layer, generator)
+            if i in pretrained:
+                _training.fit_tied_autoencoder(
+                    layer, inputs_t, act, epochs=self.pretrain_epochs,
+                    batch_size=self.batch_size, learning_rate=self.pretrain_learning_rate,
+                    momentum=self.momentum, generator=generator, verbose=self.verbose,
+                    after_step=self._max_norm_step([layer]),
+                    desc=f"pretrain layer {i + 1} epoch",
+                )
+            hidden.append(layer)
+            dictionaries.append(kd)
+            needs_next = i + 1 < len(specs) and (
+                i + 1 in pretrained or specs[i + 1]["dictionary"] in DATA_KERNELS
+            )
+            if needs_next:
+                layer.eval()
+                inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+        module = PredictedMLP(hidden, n_classes, self.activation, device=device)
+        _training.reset_linear_(module.output, generator)
+        return module, dictionaries
+
+    # ------------------------------------------------------------------- fit
+
+    def _validate_fit_data(self, X, y, reset):
+        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        return X, y
+
+    def _prepare(self, X, y, classes, first_call):
+        """Encode labels, set classes_; returns integer targets."""
+        if first_call:
+            encoder = LabelEncoder().fit(classes if classes is not None else y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"PredictedMLPClassifier needs samples of at least 2 classes in "
+                    f"the data, but the data contains only one class: "
+                    f"{encoder.classes_[0]!r}."
+                )
+            self.classes_ = encoder.classes_
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not in classes_: {unseen.tolist()}.")
+        return np.searchsorted(self.classes_, y)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Build the dictionaries, pretrain where needed, then fine-tune.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            float32 or float64; training runs in float32.
+        y : array-like of shape (n_samples,)
+            Class labels (strings or integers).
+
+        Returns
+        -------
+        self : object
+        """
+        warm = self.warm_start and hasattr(self, "module_")
+        X, y = self._validate_fit_data(X, y, reset=not warm)
+        return self._fit(X, y, classes=None, epochs=self.max_iter, incremental=warm)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One epoch of training over (X, y), building the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every class; required on the first call.
+
+        Returns
+        -------
+        self : object
+        """
+        first = not hasattr(self, "module_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        X, y = self._validate_fit_data(X, y, reset=first)
+        if first:
+            # A label absent from this first chunk is still a class.
+            self._prepare(X, y, classes, first_call=True)
+        return self._fit(X, y, classes=None, epochs=1, incremental=not first, partial=True)
+
+    def _fit(self, X, y, classes, epochs, incremental, partial=False):
+        if not incremental and not partial:
+            y_idx = self._prepare(X, y, classes, first_call=True)
+        else:
+            y_idx = self._prepare(X, y, None, first_call=False)
+        rng = check_random_state(self.random_state)
+        if incremental:
+            device = self.device_
+            generator = self._generator
+        else:
+            device = _training.resolve_device(self.device)
+            generator = _training.torch_generator(rng)
+        early = self.early_stopping and not partial
+        if early:
+            train_idx, val_idx = train_test_split(
+                np.arange(len(y_idx)), test_size=self.validation_fraction,
+                stratify=y_idx, random_state=rng,
+            )
+            train_idx.sort()
+        X_t = _training.to_device(X, device)  # the one copy of X on the device
+        y_t = torch.as_tensor(y_idx, dtype=torch.long, device=device)
+        if early:
+            X_val, y_val = X_t[val_idx], y_t[val_idx]
+            X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
+
+        if not incremental:
+            module, dictionaries = self._build(X_t, len(self.classes_), rng, generator, device)
+            self.module_ = module
+            self.dictionaries_ = dictionaries
+            self.device_ = device
+            self._generator = generator
+            self._optimizer = None
+            self.loss_curve_ = []
+            self._n_steps = 0
+            self.n_iter_ = 0
+        module = self.module_
+        if self._optimizer is None:
+            self._optimizer = _training.make_optimizer(
+                module, self.solver, self.learning_rate_init, self.momentum, self.weight_decay
+            )
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def batch_loss(xb, yb):
+            return loss_fn(module(xb), yb)
+
+        after_step = self._max_norm_step(list(module.hidden))
+
+        validation_score = None
+        if early:
+            def validation_score():
+                with torch.no_grad():
+                    pred = _training.apply_in_batches(lambda x: module(x).argmax(1), X_val)
+                return (pred == y_val).float().mean().item()
+
+        result = _training.train_epochs(
+            module, batch_loss, X_t, y_t, self._optimizer,
+            epochs=epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+            generator=generator, learning_rate_decay=self.learning_rate_decay,
+            after_step=after_step, validation_score=validation_score,
+            n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
+            warn_not_converged=not partial,
+        )
+        self.loss_curve_.extend(result.losses)
+        self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs
+        if early:
+            self.validation_scores_ = result.validation_scores
+            self.best_validation_score_ = max(result.validation_scores) if result.validation_scores else None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._set_weight_attributes()
+        return self
+
+    def _set_weight_attributes(self):
+        module = self.module_
+        self.coefs_ = [l.weight.detach().t().cpu().numpy().copy() for l in module.weight_layers()]
+        self.intercepts_ = [l.bias.detach().cpu().numpy().copy() for l in module.weight_layers()]
+        dynamic = static = predicted_dynamic = predicted_dense = 0
+        for layer in module.hidden:
+            if isinstance(layer, PredictedLinear):
+                dynamic += layer.n_dynamic_params
+                static += layer.n_static_params
+                predicted_dynamic += layer.n_dynamic_params
+                predicted_dense += layer.in_features * layer.out_features
+            else:
+                dynamic += layer.weight.numel()
+        self.n_dynamic_params_ = int(dynamic)
+        self.n_static_params_ = int(static)
+        self.fraction_learned_ = predicted_dynamic / predicted_dense if predicted_dense else 1.0
+
+    # --------------------------------------------------------------- predict
+
+    def _module_device(self):
+        return next(self.module_.parameters()).device
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        self.module_.eval()
+        return _training.predict_in_batches(self.module_, X, self._module_device(), _PREDICT_BATCH)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes)."""
+        check_is_fitted(self)
+        logits = torch.as_tensor(self._logits(X))
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, shape (n_samples, n_classes)."""
+        check_is_fitted(self)
+        logits = torch.as_tensor(self._logits(X))
+        return torch.log_softmax(logits.double(), dim=1).numpy()
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,)."""
+        check_is_fitted(self)
+        return self.classes_[self._logits(X).argmax(axis=1)]
+
+    # ---------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        # The optimiser references the live parameters; it is rebuilt (with
+        # fresh momentum) on the next warm start or partial_fit.
+        state["_optimizer"] = None
+        if "module_" in state:
+            # Store weights on the CPU so that a model fitted on a GPU
+            # unpickles on a CPU-only machine.
+            state["module_"] = copy.deepcopy(self.module_).cpu()
+            state["device_"] = torch.device("cpu")
+        if "_generator" in state:
+            state["_generator_state"] = state.pop("_generator").get_state()
+        return state
+
+    def __setstate__(self, state):
+        gen_state = state.pop("_generator_state", None)
+        if gen_state is not None:
+            state["_generator"] = torch.Generator()
+            state["_generator"].set_state(gen_state)
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+

@@ -1,0 +1,345 @@
+"""The one minibatch training loop, and device, dtype and seed handling.
+
+Every estimator trains through :func:`train_epochs`; nothing else in skpred
+loops over minibatches for training.
+"""
+
+import copy
+import logging
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+logger = logging.getLogger("skpred")
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into a ``torch.device``.
+
+    ``"auto"`` is the first CUDA GPU when one is present, else the CPU.
+    Asking for CUDA on a machine without it is a ValueError, not a crash.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} "
+                f"CUDA device(s) exist."
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was requested but MPS is not available.")
+    return torch.device(device)
+
+
+def torch_generator(rng: np.random.RandomState) -> torch.Generator:
+    """A local CPU ``torch.Generator`` seeded from a numpy RandomState.
+
+    Library code never touches torch's global seed.
+    """
+    return torch.Generator().manual_seed(int(rng.randint(0, 2**31 - 1)))
+
+
+def to_device(X, device, dtype=torch.float32) -> torch.Tensor:
+    """Copy an array to the device once, converting straight to ``dtype``.
+
+    A float64 array is never copied to float64 first: ``torch.tensor`` with a
+    target dtype converts while copying.
+    """
+    return torch.tensor(X, dtype=dtype, device=device)
+
+
+def reset_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
+    """``nn.Linear``'s default initialisation, drawn from a local generator."""
+    bound = 1.0 / math.sqrt(layer.in_features)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        if layer.bias is not None:
+            layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+def reset_layer_(layer: nn.Module, generator: torch.Generator) -> None:
+    if isinstance(layer, nn.Linear):
+        reset_linear_(layer, generator)
+    else:
+        layer.reset_parameters(generator=generator)
+
+
+def param_groups(module: nn.Module, weight_decay: float):
+    """Weight decay on weights (W, V, learned U), none on biases."""
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if name.endswith("bias") else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(module, solver, learning_rate, momentum=0.0, weight_decay=0.0):
+    groups = param_groups(module, weight_decay)
+    if solver == "sgd":
+        return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum)
+    if solver == "adam":
+        return torch.optim.Adam(groups, lr=learning_rate)
+    raise ValueError(f"solver must be 'sgd' or 'adam', got {solver!r}.")
+
+
+def enable_verbose_logging(verbose):
+    """Make ``verbose`` visible without the user configuring logging."""
+    if verbose and not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[skpred] %(message)s"))
+        logger.addHandler(handler)
+    if verbose:
+        logger.setLevel(logging.INFO)
+
+
+@dataclass
+class TrainingResult:
+    losses: List[float] = field(default_factory=list)
+    validation_scores: List[float] = field(default_factory=list)
+    n_epochs: int = 0
+    converged: bool = False
+    interrupted: bool = False
+    best_epoch: Optional[int] = None
+
+
+def train_epochs(
+    module: nn.Module,
+    batch_loss: Callable,
+    X: torch.Tensor,
+    y: Optional[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool = True,
+    generator: Optional[torch.Generator] = None,
+    learning_rate_decay: float = 1.0,
+    after_step: Optional[Callable] = None,
+    validation_score: Optional[Callable] = None,
+    n_iter_no_change: int = 10,
+    tol: float = 1e-4,
+    verbose: int = 0,
+    desc: str = "epoch",
+    warn_not_converged: bool = True,
+) -> TrainingResult:
+    """Minibatch training for ``epochs`` epochs, with sklearn-style stopping.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Its parameters are what ``optimizer`` updates; its state is saved and
+        restored when early stopping picks the best epoch.
+    batch_loss : callable
+        ``batch_loss(X_batch, y_batch)`` returns the mean loss of the batch.
+    X, y : tensors already on the training device (``y`` may be None).
+    learning_rate_decay : float
+        The learning rate is divided by this after every minibatch.
+    after_step : callable or None
+        Called after every optimiser step (e.g. the max-norm constraint).
+    validation_score : callable or None
+        Early stopping on a held-out set: called after every epoch, higher is
+        better; training stops when it has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs and the best epoch's weights are restored.
+        Without it, training stops when the training loss has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs (as scikit-learn's MLP).
+
+    Ctrl-C stops training cleanly, with a warning, keeping the weights.
+    """
+    enable_verbose_logging(verbose)
+    result = TrainingResult()
+    n = X.shape[0]
+    best, best_state, stale = -np.inf, None, 0
+    module.train()
+    try:
+        for epoch in range(epochs):
+            if shuffle:
+                order = torch.randperm(n, generator=generator).to(X.device)
+            total = 0.0
+            for start in range(0, n, batch_size):
+                if shuffle:
+                    idx = order[start:start + batch_size]
+                    xb = X[idx]
+                    yb = None if y is None else y[idx]
+                else:
+                    xb = X[start:start + batch_size]
+                    yb = None if y is None else y[start:start + batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = batch_loss(xb, yb)
+                if not torch.isfinite(loss):
+                    raise ValueError(
+                        "The training loss became NaN or infinite; lower the "
+                        "learning rate or standardise the inputs."
+                    )
+                loss.backward()
+                optimizer.step()
+                if after_step is not None:
+                    after_step()
+                if learning_rate_decay != 1.0:
+                    for group in optimizer.param_groups:
+                        group["lr"] /= learning_rate_decay
+                total += loss.item() * xb.shape[0]
+            epoch_loss = total / n
+            result.losses.append(epoch_loss)
+            result.n_epochs = epoch + 1
+            if validation_score is not None:
+                module.eval()
+                score = float(validation_score())
+                module.train()
+                result.validation_scores.append(score)
+                current = score
+                message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}, validation score {score:.4f}"
+            else:
+                current = -epoch_loss
+                message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}"
+            logger.info(message) if verbose else None
+            if current > best + tol:
+                best, stale = current, 0
+                if validation_score is not None:
+                    best_state = copy.deepcopy(module.state_dict())
+                    result.best_epoch = epoch
+            else:
+                stale += 1
+                if current > best and validation_score is not None:
+                    # Better, if not by tol: still the weights to restore.
+                    best = current
+                    best_state = copy.deepcopy(module.state_dict())
+                    result.best_epoch = epoch
+            if stale >= n_iter_no_change:
+                result.converged = True
+                break
+    except KeyboardInterrupt:
+        warnings.warn(
+            "Training interrupted by the user; keeping the weights trained so far.",
+            UserWarning,
+        )
+        result.interrupted = True
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    if warn_not_converged and not result.converged and not result.interrupted and epochs > 0:
+        warnings.warn(
+            f"Stopped after max_iter={epochs} epochs before the stopping criterion "
+            f"was met; the model may not have converged.",
+            ConvergenceWarning,
+        )
+    return result
+
+
+@torch.no_grad()
+def predict_in_batches(fn, X, device, batch_size=4096, dtype=torch.float32):
+    """Apply ``fn`` to X in chunks on ``device``; return one CPU numpy array.
+
+    Memory on the device stays bounded by the chunk size, whatever len(X).
+    """
+    outputs = []
+    for start in range(0, X.shape[0], batch_size):
+        xb = torch.as_tensor(X[start:start + batch_size], dtype=dtype).to(device)
+        outputs.append(fn(xb).cpu())
+    if not outputs:
+        raise ValueError("Cannot predict on an empty array.")
+    return torch.cat(outputs).numpy()
+
+
+@torch.no_grad()
+def apply_in_batches(fn, X: torch.Tensor, batch_size=4096) -> torch.Tensor:
+    """``fn`` over a device tensor in chunks, result kept on the device."""
+    return torch.cat([fn(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)])
+
+
+def fit_tied_autoencoder(
+    layer: nn.Module,
+    X: torch.Tensor,
+    activation: Callable,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    momentum: float,
+    generator: torch.Generator,
+    weight_decay: float = 0.0,
+    after_step: Optional[Callable] = None,
+    verbose: int = 0,
+    desc: str = "autoencoder",
+) -> TrainingResult:
+    """Train ``layer`` as the encoder of a tied-weight autoencoder.
+
+    ``h = activation(layer(x))``, ``x_hat = h W + c`` with ``W`` the layer's
+    own (out, in) weight: the decoder shares the encoder's weights (for a
+    predicted layer, its U V) and has only a bias of its own. The loss is
+    the squared reconstruction error summed over inputs and averaged over
+    the batch (pylearn2's convention, which the authors' learning rates
+    assume). Only the layer's
+    learned parameters and the decoder bias are updated.
+    """
+    device = X.device
+    decoder_bias = nn.Parameter(torch.zeros(X.shape[1], device=device, dtype=X.dtype))
+    holder = nn.Module()
+    holder.layer = layer
+    holder.decoder_bias = decoder_bias
+
+    def batch_loss(xb, _):
+        h = activation(layer(xb))
+        x_hat = h @ layer.weight + decoder_bias
+        return ((x_hat - xb) ** 2).sum(1).mean()
+
+    optimizer = make_optimizer(holder, "sgd", learning_rate, momentum, weight_decay)
+    return train_epochs(
+        holder, batch_loss, X, None, optimizer,
+        epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
+        after_step=after_step, n_iter_no_change=epochs + 1, verbose=verbose, desc=desc,
+        warn_not_converged=False,
+    )
+
+
+def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_size=100,
+                      learning_rate=0.01, momentum=0.7, verbose=0):
+    """Dictionary atoms learned by a sigmoid tied-weight autoencoder.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_atoms : int
+        Number of hidden units (atoms).
+    random_state : numpy RandomState
+
+    Returns
+    -------
+    atoms : ndarray of shape (n_features, n_atoms)
+        The encoder's weight vectors, each scaled to unit norm.
+    """
+    device = resolve_device(device)
+    generator = torch_generator(random_state)
+    X_t = to_device(X, device)
+    layer = nn.Linear(X.shape[1], n_atoms, device=device)
+    reset_linear_(layer, generator)
+    fit_tied_autoencoder(
+        layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, momentum=momentum, generator=generator,
+        verbose=verbose, desc="ae dictionary epoch",
+    )
+    atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
+    norms = np.linalg.norm(atoms, axis=0)
+    return atoms / np.where(norms > 0, norms, 1.0)

@@ -1,0 +1,70 @@
+"""A multilayer perceptron whose hidden layers may be predicted."""
+
+from typing import List, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PredictedMLP", "ACTIVATIONS", "max_norm_"]
+
+# One registry for the string option `activation`.
+ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+}
+
+
+@torch.no_grad()
+def max_norm_(layer: nn.Module, max_norm: float) -> None:
+    """Cap the norm of every unit's incoming weight vector at ``max_norm``.
+
+    Works for ``nn.Linear`` (rows of ``weight``) and for the predicted layers
+    (their ``max_norm_`` method scales V).
+    """
+    if hasattr(layer, "max_norm_"):
+        layer.max_norm_(max_norm)
+    else:
+        layer.weight.renorm_(2, 0, max_norm)
+
+
+class PredictedMLP(nn.Module):
+    """Hidden layers (any ``nn.Linear``-shaped modules) and a dense output layer.
+
+    ``forward`` returns the logits; the softmax is left to the loss.
+
+    Args:
+        hidden: the hidden layers, in order (``PredictedLinear``,
+            ``LowRankLinear`` or ``nn.Linear``).
+        n_outputs: number of output units (classes).
+        activation: key of :data:`ACTIVATIONS`.
+    """
+
+    def __init__(self, hidden: Sequence[nn.Module], n_outputs: int, activation: str = "sigmoid",
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
+        if len(hidden) == 0:
+            raise ValueError("PredictedMLP needs at least one hidden layer.")
+        self.activation = activation
+        self.hidden = nn.ModuleList(hidden)
+        self.output = nn.Linear(hidden[-1].out_features, n_outputs, device=device, dtype=dtype)
+
+    def features(self, x: Tensor, depth: int = None) -> Tensor:
+        """Activations of hidden layer ``depth`` (1-based; the last by default)."""
+        act = ACTIVATIONS[self.activation]
+        depth = len(self.hidden) if depth is None else depth
+        for layer in self.hidden[:depth]:
+            x = act(layer(x))
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output(self.features(x))
+
+    def weight_layers(self) -> List[nn.Module]:
+        """All layers with weights, output last."""
+        return [*self.hidden, self.output]
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
