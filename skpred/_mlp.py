@@ -99,11 +99,11 @@ class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
         below).
     pretrain_epochs : int, default=50
         Autoencoder epochs per pretrained layer (and for ``ae`` dictionaries).
-    pretrain_learning_rate : float, default=0.01
-        SGD learning rate of pretraining (momentum as ``momentum``, loss the
-        squared reconstruction error summed over inputs). The authors' 0.1
-        drives the sigmoid units into saturation with this loss, so the
-        default is ten times smaller.
+    pretrain_learning_rate : float, default=1e-3
+        Adam learning rate of pretraining (loss: mean squared reconstruction
+        error). The authors pretrained with SGD at 0.1; with predicted layers
+        SGD's step depends on the scale of U and drove sigmoid units into
+        saturation in our runs, so pretraining uses Adam.
     solver : {"sgd", "adam"}, default="sgd"
         Fine-tuning optimiser; "sgd" uses ``momentum`` as the authors did.
     learning_rate_init : float, default=0.01
@@ -247,7 +247,7 @@ class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
         ae_n_components=None,
         pretrain="auto",
         pretrain_epochs=50,
-        pretrain_learning_rate=0.01,
+        pretrain_learning_rate=1e-3,
         solver="sgd",
         learning_rate_init=0.01,
         learning_rate_decay=1.00004,
@@ -353,9 +353,13 @@ class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- build
 
-    def _make_layer(self, i, spec, inputs, rng, device):
-        """One hidden layer; its KernelDictionary (or None)."""
-        n_in, size, kind = inputs.shape[1], spec["size"], spec["dictionary"]
+    def _make_layer(self, i, spec, n_in, inputs, rng, device):
+        """One hidden layer and its KernelDictionary (or None).
+
+        ``inputs`` (the layer's input on the training data) is read only by
+        data-driven dictionaries; it is None when no layer needs it.
+        """
+        size, kind = spec["size"], spec["dictionary"]
         if kind is None:
             return torch.nn.Linear(n_in, size, device=device), None
         if kind == "lowrank":
@@ -402,26 +406,33 @@ class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
         pretrained = self._pretrained_layers(specs)
         act = ACTIVATIONS[self.activation]
         hidden, dictionaries = [], []
+        # The highest layer that reads its input data (to pretrain on it or to
+        # build a data-driven dictionary); activations are computed up to it.
+        last_reader = max(
+            (j for j, s in enumerate(specs) if j in pretrained or s["dictionary"] in DATA_KERNELS),
+            default=-1,
+        )
         inputs_t = X_t
+        n_in = X_t.shape[1]
         for i, spec in enumerate(specs):
-            layer, kd = self._make_layer(i, spec, inputs_t, rng, device)
+            layer, kd = self._make_layer(i, spec, n_in, inputs_t, rng, device)
             _training.reset_layer_(layer, generator)
             if i in pretrained:
                 _training.fit_tied_autoencoder(
                     layer, inputs_t, act, epochs=self.pretrain_epochs,
                     batch_size=self.batch_size, learning_rate=self.pretrain_learning_rate,
-                    momentum=self.momentum, generator=generator, verbose=self.verbose,
+                    generator=generator, verbose=self.verbose,
                     after_step=self._max_norm_step([layer]),
                     desc=f"pretrain layer {i + 1} epoch",
                 )
             hidden.append(layer)
             dictionaries.append(kd)
-            needs_next = i + 1 < len(specs) and (
-                i + 1 in pretrained or specs[i + 1]["dictionary"] in DATA_KERNELS
-            )
-            if needs_next:
+            n_in = spec["size"]
+            if i + 1 <= last_reader:
                 layer.eval()
                 inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+            else:
+                inputs_t = None  # nothing above reads this layer's activations
         module = PredictedMLP(hidden, n_classes, self.activation, device=device)
         _training.reset_linear_(module.output, generator)
         return module, dictionaries

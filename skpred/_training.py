@@ -277,9 +277,7 @@ def fit_tied_autoencoder(
     epochs: int,
     batch_size: int,
     learning_rate: float,
-    momentum: float,
     generator: torch.Generator,
-    weight_decay: float = 0.0,
     after_step: Optional[Callable] = None,
     verbose: int = 0,
     desc: str = "autoencoder",
@@ -288,11 +286,15 @@ def fit_tied_autoencoder(
 
     ``h = activation(layer(x))``, ``x_hat = h W + c`` with ``W`` the layer's
     own (out, in) weight: the decoder shares the encoder's weights (for a
-    predicted layer, its U V) and has only a bias of its own. The loss is
-    the squared reconstruction error summed over inputs and averaged over
-    the batch (pylearn2's convention, which the authors' learning rates
-    assume). Only the layer's
-    learned parameters and the decoder bias are updated.
+    predicted layer, its U V) and has only a bias of its own. The loss is the
+    mean squared reconstruction error per input value.
+
+    The optimiser is Adam. The authors pretrained with SGD, but with a
+    predicted layer SGD's effective step on W is scaled by U U^T, which
+    varies by orders of magnitude between dictionaries and data; with plain
+    SGD the sigmoid units of some layers saturate and collapse (measured:
+    activation variance 1e-7 on MNIST digits). Adam's step does not depend
+    on that scale.
     """
     device = X.device
     decoder_bias = nn.Parameter(torch.zeros(X.shape[1], device=device, dtype=X.dtype))
@@ -303,9 +305,9 @@ def fit_tied_autoencoder(
     def batch_loss(xb, _):
         h = activation(layer(xb))
         x_hat = h @ layer.weight + decoder_bias
-        return ((x_hat - xb) ** 2).sum(1).mean()
+        return ((x_hat - xb) ** 2).mean()
 
-    optimizer = make_optimizer(holder, "sgd", learning_rate, momentum, weight_decay)
+    optimizer = make_optimizer(holder, "adam", learning_rate)
     return train_epochs(
         holder, batch_loss, X, None, optimizer,
         epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
@@ -315,7 +317,7 @@ def fit_tied_autoencoder(
 
 
 def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_size=100,
-                      learning_rate=0.01, momentum=0.7, verbose=0):
+                      learning_rate=1e-3, verbose=0):
     """Dictionary atoms learned by a sigmoid tied-weight autoencoder.
 
     Parameters
@@ -337,7 +339,7 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
     reset_linear_(layer, generator)
     fit_tied_autoencoder(
         layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, momentum=momentum, generator=generator,
+        learning_rate=learning_rate, generator=generator,
         verbose=verbose, desc="ae dictionary epoch",
     )
     atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
