@@ -1,13 +1,12 @@
 """Predicted convolution: a fixed dictionary filter bank and a learned 1x1 mix."""
 
-import math
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._linear import _PATHS, _split_units, _v_bound, as_dictionary_tensor
+from ._linear import _PATHS, _Factored, _split_units, as_dictionary_tensor, init_factored_
 
 __all__ = ["PredictedConv2d"]
 
@@ -21,7 +20,7 @@ def _pair(v) -> Tuple[int, int]:
     return v
 
 
-class PredictedConv2d(nn.Module):
+class PredictedConv2d(_Factored):
     r"""2-D convolution whose filter bank is predicted: ``W = U V``.
 
     Each of the ``C`` columns owns ``out_channels / C`` filters. Column ``c``
@@ -99,13 +98,7 @@ class PredictedConv2d(nn.Module):
 
     def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
         """Draw V so the filters have ``nn.Conv2d``'s default initial variance."""
-        bound = _v_bound(self.dictionaries, self.fan_in)
-        with torch.no_grad():
-            self.V.uniform_(-1.0, 1.0, generator=generator)
-            self.V.mul_(bound.to(self.V)[:, None, None])
-            if self.bias is not None:
-                b = 1.0 / math.sqrt(self.fan_in)
-                self.bias.uniform_(-b, b, generator=generator)
+        init_factored_(self.V, self.bias, self.dictionaries, self.fan_in, generator)
 
     @property
     def weight(self) -> Tensor:
@@ -156,21 +149,7 @@ class PredictedConv2d(nn.Module):
             device=self.V.device,
             dtype=self.V.dtype,
         )
-        with torch.no_grad():
-            dense.weight.copy_(self.weight)
-            if self.bias is not None:
-                dense.bias.copy_(self.bias)
-        return dense
-
-    @property
-    def n_dynamic_params(self) -> int:
-        """Learned filter weights (V), biases excluded."""
-        return self.V.numel()
-
-    @property
-    def n_static_params(self) -> int:
-        """Fixed dictionary filter weights (U)."""
-        return self.U.numel()
+        return self._fill_dense(dense)
 
     def extra_repr(self) -> str:
         return (

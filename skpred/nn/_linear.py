@@ -58,18 +58,48 @@ def _split_units(n_units: int, n_columns: int, what: str = "out_features") -> in
     return n_units // n_columns
 
 
-def _v_bound(U_cols: Tensor, fan_in: int) -> Tensor:
-    """Per-column bound of uniform V so that W = U V has nn.Linear's variance.
+@torch.no_grad()
+def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: int,
+                   generator: Optional[torch.Generator] = None) -> None:
+    """Draw V (and the bias) so that W = U V has torch's default variance.
 
-    ``U_cols`` has shape (C, n_rows, n_atoms). Var(W_ij) = sum_k U_ik^2 Var(V),
-    averaged over rows i; nn.Linear draws W from U(-1/sqrt(fan_in), ...).
+    ``U_cols`` has shape (C, n_rows, n_atoms), ``V`` (C, n_atoms, m). Torch's
+    dense layers draw W from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); since
+    Var(W_ij) = sum_k U_ik^2 Var(V), each column's V is uniform with that
+    bound divided by the root mean squared row norm of its U. The bias is
+    drawn as torch's.
     """
     row_energy = (U_cols.detach() ** 2).sum(-1).mean(-1)  # (C,)
     row_energy = torch.where(row_energy > 0, row_energy, torch.ones_like(row_energy))
-    return (1.0 / math.sqrt(fan_in)) / row_energy.sqrt()
+    b = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    V.uniform_(-1.0, 1.0, generator=generator)
+    V.mul_((b / row_energy.sqrt()).to(V)[:, None, None])
+    if bias is not None:
+        bias.uniform_(-b, b, generator=generator)
 
 
-class PredictedLinear(nn.Module):
+class _Factored(nn.Module):
+    """What predicted layers share: parameter counts and copying into a dense twin."""
+
+    @property
+    def n_dynamic_params(self) -> int:
+        """Learned weights (V), biases excluded: sum_c n_atoms * units_c."""
+        return self.V.numel()
+
+    @property
+    def n_static_params(self) -> int:
+        """Fixed weights (U): sum_c fan_in * n_atoms."""
+        return self.U.numel()
+
+    @torch.no_grad()
+    def _fill_dense(self, dense: nn.Module) -> nn.Module:
+        dense.weight.copy_(self.weight)
+        if self.bias is not None:
+            dense.bias.copy_(self.bias)
+        return dense
+
+
+class PredictedLinear(_Factored):
     r"""Dense layer with predicted weights, ``y = x W + b`` with ``W = U V``.
 
     Hidden units are split equally among ``C`` columns; column ``c`` has a fixed
@@ -150,13 +180,7 @@ class PredictedLinear(nn.Module):
         row norm of its U, so any dictionary starts from a W distributed like
         a default dense layer's. The bias is drawn as in ``nn.Linear``.
         """
-        bound = _v_bound(self.dictionaries, self.in_features)
-        with torch.no_grad():
-            self.V.uniform_(-1.0, 1.0, generator=generator)
-            self.V.mul_(bound.to(self.V)[:, None, None])
-            if self.bias is not None:
-                b = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-                self.bias.uniform_(-b, b, generator=generator)
+        init_factored_(self.V, self.bias, self.dictionaries, self.in_features, generator)
 
     def _pool_is_cheaper(self, batch: int) -> bool:
         if self.path != "auto":
