@@ -9,7 +9,7 @@ from sklearn.pipeline import make_pipeline
 from skpred import KernelDictionary
 from skpred import _kernels
 
-KERNELS = ["se", "emp", "emp2", "dct", "random", "randcon"]
+KERNELS = ["se", "emp", "emp2", "dct", "ae", "random", "randcon"]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -27,7 +27,19 @@ def test_transform_is_x_times_each_column_dictionary(digits, kernel):
     assert len(names) == 48 and names[0] == "kerneldictionary0"
 
 
-@pytest.mark.parametrize("kernel", ["se", "emp", "dct", "randcon"])
+def test_ae_dictionary_atoms_are_unit_autoencoder_features(digits):
+    X, _ = digits
+    kd = KernelDictionary("ae", n_atoms=10, ae_n_components=40, ae_max_iter=3, n_columns=2,
+                          device="cpu", random_state=0).fit(X)
+    for U, alpha in zip(kd.dictionaries_, kd.alpha_indices_):
+        assert U.shape == (64, 10) and alpha.max() < 40  # alpha indexes the 40 atoms
+        np.testing.assert_allclose(np.linalg.norm(U, axis=0), 1.0, rtol=1e-6)
+    assert kd.ridge_ is None
+    with pytest.raises(ValueError, match="fewer than the n_atoms=10 requested"):
+        KernelDictionary("ae", n_atoms=10, ae_n_components=5, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("kernel", ["se", "emp", "dct", "randcon", "ae"])
 def test_columns_draw_different_alphas_and_same_seed_gives_same_u(digits, kernel):
     X, _ = digits
     a = KernelDictionary(kernel, n_columns=2, random_state=7).fit(X)
@@ -171,3 +183,16 @@ def test_wrong_feature_count_at_transform(digits):
     kd = KernelDictionary("se").fit(X)
     with pytest.raises(ValueError, match="features"):
         kd.transform(X[:, :10])
+
+
+def test_auto_ridge_is_relative_to_the_kernel_scale(digits):
+    X, _ = digits
+    a = KernelDictionary("emp", random_state=0).fit(X)
+    b = KernelDictionary("emp", random_state=0).fit(X * 0.01)  # variances 1e4 times smaller
+    mean_var = np.mean(np.var(X.astype(np.float64), axis=0, ddof=1))
+    assert a.ridge_ == pytest.approx(0.01 * mean_var)
+    assert b.ridge_ == pytest.approx(a.ridge_ * 1e-4)
+    # so U, which maps kept weights to full ones, does not depend on the scale
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-4, atol=1e-6)
+    assert KernelDictionary("se").fit(X).ridge_ == 0.1
+    assert KernelDictionary("emp", ridge=0.5).fit(X).ridge_ == 0.5
