@@ -1,19 +1,13 @@
 """PredictedMLPClassifier: the paper's MLP with predicted hidden layers."""
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _training
+from ._base import TorchClassifierBase
 from ._dictionary import DATA_KERNELS, DICTIONARY_BUILDERS, KernelDictionary
 from .nn import LowRankLinear, PredictedLinear
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
@@ -23,8 +17,6 @@ __all__ = ["PredictedMLPClassifier"]
 # The string options of `dictionary`: every KernelDictionary kernel, plus the
 # LowRank baseline (both factors learned). None is an ordinary dense layer.
 DICTIONARIES = frozenset(DICTIONARY_BUILDERS) | {"lowrank"}
-
-_PREDICT_BATCH = 4096
 
 
 def _per_layer(name, value, n_layers, is_scalar=lambda v: not isinstance(v, (tuple, list))):
@@ -44,7 +36,7 @@ def _length_scale_is_scalar(v):
     return isinstance(v, Real)
 
 
-class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
+class PredictedMLPClassifier(TorchClassifierBase):
     """Multilayer perceptron with predicted hidden layers (Denil et al. 2013).
 
     Each hidden layer's weights are factored as ``W = U V``: ``U`` is a fixed
@@ -437,216 +429,13 @@ class PredictedMLPClassifier(ClassifierMixin, BaseEstimator):
         _training.reset_linear_(module.output, generator)
         return module, dictionaries
 
-    # ------------------------------------------------------------------- fit
+    # ------------------------------------------------------------- hooks
 
-    def _validate_fit_data(self, X, y, reset):
-        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
-        check_classification_targets(y)
-        return X, y
-
-    def _prepare(self, X, y, classes, first_call):
-        """Encode labels, set classes_; returns integer targets."""
-        if first_call:
-            encoder = LabelEncoder().fit(classes if classes is not None else y)
-            if len(encoder.classes_) < 2:
-                raise ValueError(
-                    f"PredictedMLPClassifier needs samples of at least 2 classes in "
-                    f"the data, but the data contains only one class: "
-                    f"{encoder.classes_[0]!r}."
-                )
-            self.classes_ = encoder.classes_
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if unseen.size:
-            raise ValueError(f"y contains labels not in classes_: {unseen.tolist()}.")
-        return np.searchsorted(self.classes_, y)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Build the dictionaries, pretrain where needed, then fine-tune.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            float32 or float64; training runs in float32.
-        y : array-like of shape (n_samples,)
-            Class labels (strings or integers).
-
-        Returns
-        -------
-        self : object
-        """
-        warm = self.warm_start and hasattr(self, "module_")
-        X, y = self._validate_fit_data(X, y, reset=not warm)
-        return self._fit(X, y, classes=None, epochs=self.max_iter, incremental=warm)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch of training over (X, y), building the network on the first call.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        classes : array-like of shape (n_classes,), default=None
-            Every class; required on the first call.
-
-        Returns
-        -------
-        self : object
-        """
-        first = not hasattr(self, "module_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        X, y = self._validate_fit_data(X, y, reset=first)
-        if first:
-            # A label absent from this first chunk is still a class.
-            self._prepare(X, y, classes, first_call=True)
-        return self._fit(X, y, classes=None, epochs=1, incremental=not first, partial=True)
-
-    def _fit(self, X, y, classes, epochs, incremental, partial=False):
-        if not incremental and not partial:
-            y_idx = self._prepare(X, y, classes, first_call=True)
-        else:
-            y_idx = self._prepare(X, y, None, first_call=False)
-        rng = check_random_state(self.random_state)
-        if incremental:
-            device = self.device_
-            generator = self._generator
-        else:
-            device = _training.resolve_device(self.device)
-            generator = _training.torch_generator(rng)
-        early = self.early_stopping and not partial
-        if early:
-            train_idx, val_idx = train_test_split(
-                np.arange(len(y_idx)), test_size=self.validation_fraction,
-                stratify=y_idx, random_state=rng,
-            )
-            train_idx.sort()
-        X_t = _training.to_device(X, device)  # the one copy of X on the device
-        y_t = torch.as_tensor(y_idx, dtype=torch.long, device=device)
-        if early:
-            X_val, y_val = X_t[val_idx], y_t[val_idx]
-            X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
-
-        if not incremental:
-            module, dictionaries = self._build(X_t, len(self.classes_), rng, generator, device)
-            self.module_ = module
-            self.dictionaries_ = dictionaries
-            self.device_ = device
-            self._generator = generator
-            self._optimizer = None
-            self.loss_curve_ = []
-            self._n_steps = 0
-            self.n_iter_ = 0
-        module = self.module_
-        if self._optimizer is None:
-            self._optimizer = _training.make_optimizer(
-                module, self.solver, self.learning_rate_init, self.momentum, self.weight_decay
-            )
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def batch_loss(xb, yb):
-            return loss_fn(module(xb), yb)
-
-        after_step = self._max_norm_step(list(module.hidden))
-
-        validation_score = None
-        if early:
-            def validation_score():
-                with torch.no_grad():
-                    pred = _training.apply_in_batches(lambda x: module(x).argmax(1), X_val)
-                return (pred == y_val).float().mean().item()
-
-        result = _training.train_epochs(
-            module, batch_loss, X_t, y_t, self._optimizer,
-            epochs=epochs, batch_size=self.batch_size, shuffle=self.shuffle,
-            generator=generator, learning_rate_decay=self.learning_rate_decay,
-            after_step=after_step, validation_score=validation_score,
-            n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
-            warn_not_converged=not partial,
-        )
-        self.loss_curve_.extend(result.losses)
-        self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs
-        if early:
-            self.validation_scores_ = result.validation_scores
-            self.best_validation_score_ = max(result.validation_scores) if result.validation_scores else None
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        self._set_weight_attributes()
-        return self
+    def _after_step(self, module):
+        return self._max_norm_step(list(module.hidden))
 
     def _set_weight_attributes(self):
-        module = self.module_
-        self.coefs_ = [l.weight.detach().t().cpu().numpy().copy() for l in module.weight_layers()]
-        self.intercepts_ = [l.bias.detach().cpu().numpy().copy() for l in module.weight_layers()]
-        dynamic = static = predicted_dynamic = predicted_dense = 0
-        for layer in module.hidden:
-            if isinstance(layer, PredictedLinear):
-                dynamic += layer.n_dynamic_params
-                static += layer.n_static_params
-                predicted_dynamic += layer.n_dynamic_params
-                predicted_dense += layer.in_features * layer.out_features
-            else:
-                dynamic += layer.weight.numel()
-        self.n_dynamic_params_ = int(dynamic)
-        self.n_static_params_ = int(static)
-        self.fraction_learned_ = predicted_dynamic / predicted_dense if predicted_dense else 1.0
-
-    # --------------------------------------------------------------- predict
-
-    def _module_device(self):
-        return next(self.module_.parameters()).device
-
-    def _logits(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
-        self.module_.eval()
-        return _training.predict_in_batches(self.module_, X, self._module_device(), _PREDICT_BATCH)
-
-    def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes)."""
-        check_is_fitted(self)
-        logits = torch.as_tensor(self._logits(X))
-        return torch.softmax(logits.double(), dim=1).numpy()
-
-    def predict_log_proba(self, X):
-        """Log of the class probabilities, shape (n_samples, n_classes)."""
-        check_is_fitted(self)
-        logits = torch.as_tensor(self._logits(X))
-        return torch.log_softmax(logits.double(), dim=1).numpy()
-
-    def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
-        check_is_fitted(self)
-        return self.classes_[self._logits(X).argmax(axis=1)]
-
-    # ---------------------------------------------------------- persistence
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        # The optimiser references the live parameters; it is rebuilt (with
-        # fresh momentum) on the next warm start or partial_fit.
-        state["_optimizer"] = None
-        if "module_" in state:
-            # Store weights on the CPU so that a model fitted on a GPU
-            # unpickles on a CPU-only machine.
-            state["module_"] = copy.deepcopy(self.module_).cpu()
-            state["device_"] = torch.device("cpu")
-        if "_generator" in state:
-            state["_generator_state"] = state.pop("_generator").get_state()
-        return state
-
-    def __setstate__(self, state):
-        gen_state = state.pop("_generator_state", None)
-        if gen_state is not None:
-            state["_generator"] = torch.Generator()
-            state["_generator"].set_state(gen_state)
-        super().__setstate__(state)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.non_deterministic = False
-        return tags
-
+        super()._set_weight_attributes()
+        layers = self.module_.weight_layers()
+        self.coefs_ = [l.weight.detach().t().cpu().numpy().copy() for l in layers]
+        self.intercepts_ = [l.bias.detach().cpu().numpy().copy() for l in layers]

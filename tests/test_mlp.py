@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from skpred import KernelDictionary, PredictedMLPClassifier
+from skpred import PredictedMLPClassifier
 from skpred import _kernels
 from skpred.nn import LowRankLinear, PredictedLinear
 

@@ -1,0 +1,259 @@
+"""What the torch-backed classifiers share: fit, partial_fit, predict, pickling.
+
+Subclasses build their network in ``_build`` and may reshape inputs in
+``_check_X``; training runs through :func:`skpred._training.train_epochs`.
+"""
+
+import copy
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _training
+from .nn._linear import _Factored
+
+_PREDICT_BATCH = 4096
+
+
+class TorchClassifierBase(ClassifierMixin, BaseEstimator):
+    """Base of the skpred classifiers (not public).
+
+    Subclasses define the parameters used here (``solver``,
+    ``learning_rate_init``, ``momentum``, ``weight_decay``, ``batch_size``,
+    ``max_iter``, ``learning_rate_decay``, ``shuffle``, ``early_stopping``,
+    ``validation_fraction``, ``n_iter_no_change``, ``tol``, ``device``,
+    ``random_state``, ``verbose``, ``warm_start``) and
+    ``_build(X_t, n_classes, rng, generator, device) -> (module, dictionaries)``,
+    where ``module(x)`` returns logits and ``module.weight_layers()`` lists
+    its layers with weights, output last.
+    """
+
+    # ------------------------------------------------------------------- fit
+
+    def _check_X(self, X, y="no_validation", reset=True):
+        """Validate X (and y unless "no_validation"); subclasses reshape images here."""
+        return validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+
+    def _validate_fit_data(self, X, y, reset):
+        X, y = self._check_X(X, y, reset=reset)
+        check_classification_targets(y)
+        return X, y
+
+    def _prepare(self, X, y, classes, first_call):
+        """Encode labels, set classes_; returns integer targets."""
+        if first_call:
+            encoder = LabelEncoder().fit(classes if classes is not None else y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in "
+                    f"the data, but the data contains only one class: "
+                    f"{encoder.classes_[0]!r}."
+                )
+            self.classes_ = encoder.classes_
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not in classes_: {unseen.tolist()}.")
+        return np.searchsorted(self.classes_, y)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Build the network and its dictionaries, then train it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            float32 or float64; training runs in float32.
+        y : array-like of shape (n_samples,)
+            Class labels (strings or integers).
+
+        Returns
+        -------
+        self : object
+        """
+        warm = self.warm_start and hasattr(self, "module_")
+        X, y = self._validate_fit_data(X, y, reset=not warm)
+        return self._fit(X, y, classes=None, epochs=self.max_iter, incremental=warm)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One epoch of training over (X, y), building the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every class; required on the first call.
+
+        Returns
+        -------
+        self : object
+        """
+        first = not hasattr(self, "module_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        X, y = self._validate_fit_data(X, y, reset=first)
+        if first:
+            # A label absent from this first chunk is still a class.
+            self._prepare(X, y, classes, first_call=True)
+        return self._fit(X, y, classes=None, epochs=1, incremental=not first, partial=True)
+
+    def _fit(self, X, y, classes, epochs, incremental, partial=False):
+        if not incremental and not partial:
+            y_idx = self._prepare(X, y, classes, first_call=True)
+        else:
+            y_idx = self._prepare(X, y, None, first_call=False)
+        rng = check_random_state(self.random_state)
+        if incremental:
+            device = self.device_
+            generator = self._generator
+        else:
+            device = _training.resolve_device(self.device)
+            generator = _training.torch_generator(rng)
+        early = self.early_stopping and not partial
+        if early:
+            train_idx, val_idx = train_test_split(
+                np.arange(len(y_idx)), test_size=self.validation_fraction,
+                stratify=y_idx, random_state=rng,
+            )
+            train_idx.sort()
+        X_t = _training.to_device(X, device)  # the one copy of X on the device
+        y_t = torch.as_tensor(y_idx, dtype=torch.long, device=device)
+        if early:
+            X_val, y_val = X_t[val_idx], y_t[val_idx]
+            X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
+
+        if not incremental:
+            module, dictionaries = self._build(X_t, len(self.classes_), rng, generator, device)
+            self.module_ = module
+            self.dictionaries_ = dictionaries
+            self.device_ = device
+            self._generator = generator
+            self._optimizer = None
+            self.loss_curve_ = []
+            self.n_iter_ = 0
+        module = self.module_
+        if self._optimizer is None:
+            self._optimizer = _training.make_optimizer(
+                module, self.solver, self.learning_rate_init, self.momentum, self.weight_decay
+            )
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def batch_loss(xb, yb):
+            return loss_fn(module(xb), yb)
+
+        after_step = self._after_step(module)
+
+        def validation_score():
+            with torch.no_grad():
+                pred = _training.apply_in_batches(lambda x: module(x).argmax(1), X_val)
+            return (pred == y_val).float().mean().item()
+
+        result = _training.train_epochs(
+            module, batch_loss, X_t, y_t, self._optimizer,
+            epochs=epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+            generator=generator, learning_rate_decay=self.learning_rate_decay,
+            after_step=after_step, validation_score=validation_score if early else None,
+            n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
+            warn_not_converged=not partial,
+        )
+        self.loss_curve_.extend(result.losses)
+        self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs
+        if early:
+            self.validation_scores_ = result.validation_scores
+            self.best_validation_score_ = max(result.validation_scores) if result.validation_scores else None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._set_weight_attributes()
+        return self
+
+    def _after_step(self, module):
+        """Called after every optimiser step (constraints); None for nothing."""
+        return None
+
+    def _set_weight_attributes(self):
+        """Parameter counts over the hidden layers (all but the output layer).
+
+        A predicted layer (U fixed, or U learned for lowrank) counts its
+        learned weights as dynamic and its fixed U as static; an ordinary
+        layer counts its whole weight as dynamic. ``fraction_learned_`` is
+        the dynamic weights of the predicted layers over their full size
+        (DESIGN.md); biases are never counted.
+        """
+        dynamic = static = predicted_dynamic = predicted_dense = 0
+        for layer in self.module_.weight_layers()[:-1]:
+            if isinstance(layer, _Factored):
+                dynamic += layer.n_dynamic_params
+                static += layer.n_static_params
+                predicted_dynamic += layer.n_dynamic_params
+                predicted_dense += layer.weight.numel()
+            else:
+                dynamic += layer.weight.numel()
+        self.n_dynamic_params_ = int(dynamic)
+        self.n_static_params_ = int(static)
+        self.fraction_learned_ = predicted_dynamic / predicted_dense if predicted_dense else 1.0
+
+    # --------------------------------------------------------------- predict
+
+    def _module_device(self):
+        return next(self.module_.parameters()).device
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        self.module_.eval()
+        return _training.predict_in_batches(self.module_, X, self._module_device(), _PREDICT_BATCH)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes)."""
+        check_is_fitted(self)
+        logits = torch.as_tensor(self._logits(X))
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, shape (n_samples, n_classes)."""
+        check_is_fitted(self)
+        logits = torch.as_tensor(self._logits(X))
+        return torch.log_softmax(logits.double(), dim=1).numpy()
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,)."""
+        check_is_fitted(self)
+        return self.classes_[self._logits(X).argmax(axis=1)]
+
+    # ---------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        # The optimiser references the live parameters; it is rebuilt (with
+        # fresh momentum) on the next warm start or partial_fit.
+        state["_optimizer"] = None
+        if "module_" in state:
+            # Store weights on the CPU so that a model fitted on a GPU
+            # unpickles on a CPU-only machine.
+            state["module_"] = copy.deepcopy(self.module_).cpu()
+            state["device_"] = torch.device("cpu")
+        if "_generator" in state:
+            state["_generator_state"] = state.pop("_generator").get_state()
+        return state
+
+    def __setstate__(self, state):
+        gen_state = state.pop("_generator_state", None)
+        if gen_state is not None:
+            state["_generator"] = torch.Generator()
+            state["_generator"].set_state(gen_state)
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
