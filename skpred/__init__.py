@@ -5,9 +5,15 @@ weights as ``W = U V``: ``U`` a fixed dictionary that predicts a feature's
 full weights from a few of them, ``V`` the only part that is learned.
 """
 
+from ._conv import PredictedConvNetClassifier
 from ._dictionary import KernelDictionary
 from ._mlp import PredictedMLPClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["KernelDictionary", "PredictedMLPClassifier", "__version__"]
+__all__ = [
+    "KernelDictionary",
+    "PredictedMLPClassifier",
+    "PredictedConvNetClassifier",
+    "__version__",
+]

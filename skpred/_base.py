@@ -21,6 +21,20 @@ from .nn._linear import _Factored
 _PREDICT_BATCH = 4096
 
 
+def per_layer(name, value, n_layers, what="hidden_layer_sizes",
+              is_scalar=lambda v: not isinstance(v, (tuple, list))):
+    """One value for every layer, or a tuple/list with one entry per layer."""
+    if is_scalar(value):
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{name} has {len(values)} entries but {what} has {n_layers} layer(s); "
+            f"pass one value for all layers or one per layer."
+        )
+    return values
+
+
 class TorchClassifierBase(ClassifierMixin, BaseEstimator):
     """Base of the skpred classifiers (not public).
 

@@ -7,7 +7,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _training
-from ._base import TorchClassifierBase
+from ._base import TorchClassifierBase, per_layer
 from ._dictionary import DATA_KERNELS, DICTIONARY_BUILDERS, KernelDictionary
 from .nn import LowRankLinear, PredictedLinear
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
@@ -17,19 +17,6 @@ __all__ = ["PredictedMLPClassifier"]
 # The string options of `dictionary`: every KernelDictionary kernel, plus the
 # LowRank baseline (both factors learned). None is an ordinary dense layer.
 DICTIONARIES = frozenset(DICTIONARY_BUILDERS) | {"lowrank"}
-
-
-def _per_layer(name, value, n_layers, is_scalar=lambda v: not isinstance(v, (tuple, list))):
-    """One value for every hidden layer, or a tuple/list with one per layer."""
-    if is_scalar(value):
-        return [value] * n_layers
-    values = list(value)
-    if len(values) != n_layers:
-        raise ValueError(
-            f"{name} has {len(values)} entries but hidden_layer_sizes has {n_layers} "
-            f"hidden layer(s); pass one value for all layers or one per hidden layer."
-        )
-    return values
 
 
 def _length_scale_is_scalar(v):
@@ -300,12 +287,12 @@ class PredictedMLPClassifier(TorchClassifierBase):
                 f"integers, got {self.hidden_layer_sizes!r}."
             )
         n = len(sizes)
-        dicts = _per_layer("dictionary", self.dictionary, n,
+        dicts = per_layer("dictionary", self.dictionary, n,
                            is_scalar=lambda v: v is None or isinstance(v, str))
-        fracs = _per_layer("alpha_fraction", self.alpha_fraction, n)
-        cols = _per_layer("n_columns", self.n_columns, n)
-        scales = _per_layer("length_scale", self.length_scale, n, is_scalar=_length_scale_is_scalar)
-        ridges = _per_layer("ridge", self.ridge, n)
+        fracs = per_layer("alpha_fraction", self.alpha_fraction, n)
+        cols = per_layer("n_columns", self.n_columns, n)
+        scales = per_layer("length_scale", self.length_scale, n, is_scalar=_length_scale_is_scalar)
+        ridges = per_layer("ridge", self.ridge, n)
         specs = []
         for i, (size, d, f, c, ls, r) in enumerate(zip(sizes, dicts, fracs, cols, scales, ridges)):
             where = f"hidden layer {i + 1}"

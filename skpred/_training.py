@@ -67,9 +67,11 @@ def to_device(X, device, dtype=torch.float32) -> torch.Tensor:
     return torch.tensor(X, dtype=dtype, device=device)
 
 
-def reset_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
-    """``nn.Linear``'s default initialisation, drawn from a local generator."""
-    bound = 1.0 / math.sqrt(layer.in_features)
+def reset_linear_(layer: nn.Module, generator: torch.Generator) -> None:
+    """Torch's default initialisation of ``nn.Linear``/``nn.Conv2d``, drawn
+    from a local generator: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
+    bias (what kaiming_uniform_ with a=sqrt(5) amounts to)."""
+    bound = 1.0 / math.sqrt(layer.weight[0].numel())
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
         if layer.bias is not None:
@@ -77,7 +79,7 @@ def reset_linear_(layer: nn.Linear, generator: torch.Generator) -> None:
 
 
 def reset_layer_(layer: nn.Module, generator: torch.Generator) -> None:
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
         reset_linear_(layer, generator)
     else:
         layer.reset_parameters(generator=generator)

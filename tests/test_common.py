@@ -2,13 +2,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skpred import KernelDictionary, PredictedMLPClassifier
+from skpred import KernelDictionary, PredictedConvNetClassifier, PredictedMLPClassifier
 
 
 def _estimators():
     # Cheap settings. The grid kernels (se, dct) need an image-shaped input
     # and the common checks feed arbitrary n_features, so the checks run the
-    # dictionaries that accept any width. The three skips reported by this
+    # dictionaries that accept any width. alpha_fraction=1.0 for the
+    # classifiers: check_classifiers_train uses 2-feature blobs, where 0.5
+    # would leave a single atom. The skips reported by this
     # module are scikit-learn's own array-API checks, which it skips unless
     # SCIPY_ARRAY_API is set.
     return [
@@ -19,6 +21,13 @@ def _estimators():
             hidden_layer_sizes=(16,), dictionary="random", alpha_fraction=1.0,
             solver="adam", learning_rate_init=0.02, max_iter=30, batch_size=32,
             device="cpu", random_state=0,
+        ),
+        # image_shape="1d": the checks' inputs are not images, so the tiny
+        # network convolves along the feature axis (1x1 kernels fit any width).
+        PredictedConvNetClassifier(
+            conv_layers=((4, 1, 1),), dense_layers=(16,), image_shape="1d",
+            dictionary="random", alpha_fraction=1.0, n_columns=1, solver="adam",
+            learning_rate_init=0.02, max_iter=30, batch_size=32, device="cpu", random_state=0,
         ),
     ]
 

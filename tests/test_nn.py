@@ -172,3 +172,14 @@ def test_predicted_conv_counts_gradients_and_errors():
         PredictedConv2d(3, 6, 3, _conv_dicts(3, 3, 4, 4))
     with pytest.raises(ValueError, match="dictionaries must have shape"):
         PredictedConv2d(3, 6, 3, _dicts(10, 4, 1))
+
+
+def test_predicted_conv_same_padding_with_even_kernel():
+    torch.manual_seed(0)
+    conv = PredictedConv2d(2, 4, 4, _conv_dicts(2, 4, 6, 2), padding="same", dtype=torch.float64)
+    x = torch.randn(3, 2, 7, 7, dtype=torch.float64)
+    out = conv(x)
+    assert out.shape == (3, 4, 7, 7)
+    torch.testing.assert_close(out, conv.to_dense()(x))
+    with pytest.raises(ValueError, match="needs stride 1"):
+        PredictedConv2d(2, 4, 4, _conv_dicts(2, 4, 6, 2), padding="same", stride=2)

@@ -4,9 +4,15 @@
 - :class:`LowRankLinear`: the LowRank baseline, U learned too.
 - :class:`PredictedConv2d`: convolution with a fixed dictionary filter bank
   and a learned 1x1 combination.
+- :class:`PredictedMLP`, :class:`PredictedConvNet`: the networks the
+  estimators train (return logits; usable on their own).
 """
 
 from ._conv import PredictedConv2d
+from ._convnet import PredictedConvNet
 from ._linear import LowRankLinear, PredictedLinear
+from ._mlp import PredictedMLP
 
-__all__ = ["PredictedLinear", "LowRankLinear", "PredictedConv2d"]
+__all__ = [
+    "PredictedLinear", "LowRankLinear", "PredictedConv2d", "PredictedMLP", "PredictedConvNet",
+]

@@ -53,7 +53,7 @@ class PredictedConv2d(_Factored):
         kernel_size: Union[int, Tuple[int, int]],
         dictionaries,
         stride: Union[int, Tuple[int, int]] = 1,
-        padding: Union[int, Tuple[int, int]] = 0,
+        padding: Union[str, int, Tuple[int, int]] = 0,
         dilation: Union[int, Tuple[int, int]] = 1,
         bias: bool = True,
         device=None,
@@ -68,7 +68,14 @@ class PredictedConv2d(_Factored):
         self.out_channels = int(out_channels)
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride)
-        self.padding = _pair(padding)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'same', 'valid' or int(s), got {padding!r}.")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError("padding='same' needs stride 1, as in torch.nn.Conv2d.")
+            self.padding = padding
+        else:
+            self.padding = _pair(padding)
         self.dilation = _pair(dilation)
         self.path = path
         kh, kw = self.kernel_size
@@ -121,12 +128,15 @@ class PredictedConv2d(_Factored):
 
     def _out_positions(self, x: Tensor) -> int:
         h, w = x.shape[-2:]
+        batch = x.shape[0] if x.ndim == 4 else 1
+        if self.padding == "same":
+            return batch * h * w
+        padding = (0, 0) if self.padding == "valid" else self.padding
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            self.kernel_size, self.stride, self.padding, self.dilation
+            self.kernel_size, self.stride, padding, self.dilation
         )
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        batch = x.shape[0] if x.ndim == 4 else 1
         return batch * max(oh, 0) * max(ow, 0)
 
     def forward(self, input: Tensor) -> Tensor:
