@@ -83,3 +83,116 @@ def test_bundled_mnist_digits():
     assert 0.0 <= b.data.min() and b.data.max() == pytest.approx(1.0)
     assert np.bincount(b.target).tolist() == [500] * 10
     assert b.data_test is None
+
+
+# ----------------------------------------------------------------- CIFAR-10
+
+def _write_cifar(folder, n=4, seed=0):
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": name.encode(), b"data": data, b"labels": labels}, f)
+        written[name] = (data, labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"airplane", b"automobile"] + [b"x"] * 8}, f)
+    return written
+
+
+def test_load_cifar10_reads_python_batches_channels_last(tmp_path):
+    from skpred.datasets import load_cifar10
+
+    written = _write_cifar(tmp_path / "cifar-10-batches-py")
+    b = load_cifar10(tmp_path, as_uint8=True)  # the parent folder works too
+    assert b.data.shape == (20, 3072) and b.data_test.shape == (4, 3072)
+    assert b.image_shape == (32, 32, 3) and b.target_names[:2] == ["airplane", "automobile"]
+    raw, labels = written["data_batch_2"]
+    img = b.data[4].reshape(32, 32, 3)  # first image of batch 2
+    # CIFAR stores planes: red is raw[:1024] row-major, green next, blue last
+    np.testing.assert_array_equal(img[:, :, 0], raw[0, :1024].reshape(32, 32))
+    np.testing.assert_array_equal(img[:, :, 2], raw[0, 2048:].reshape(32, 32))
+    assert b.target[4] == labels[0]
+    X, y = load_cifar10(tmp_path / "cifar-10-batches-py", return_X_y=True)
+    assert X.dtype == np.float32 and X.max() <= 1.0 and len(y) == 20
+
+
+def test_load_cifar10_corrupt_files(tmp_path):
+    from skpred.datasets import load_cifar10
+
+    _write_cifar(tmp_path)
+    f = tmp_path / "data_batch_3"
+    f.write_bytes(f.read_bytes()[:200])
+    with pytest.raises(ValueError, match="data_batch_3 is not a readable CIFAR-10 batch"):
+        load_cifar10(tmp_path)
+    import pickle
+
+    with open(f, "wb") as fh:
+        pickle.dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, fh)
+    with pytest.raises(ValueError, match=r"must be uint8 of shape \(n, 3072\)"):
+        load_cifar10(tmp_path)
+    with pytest.raises(FileNotFoundError, match="No CIFAR-10 batches"):
+        load_cifar10(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------- STL-10
+
+def _write_stl(folder, n_train=10, n_test=4, n_unlabeled=3, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for split, n in (("train", n_train), ("test", n_test), ("unlabeled", n_unlabeled)):
+        imgs = rng.integers(0, 256, size=(n, 96, 96, 3), dtype=np.uint8)  # (row, col, ch)
+        # the format: per image, per channel, column-major 96x96
+        imgs.transpose(0, 3, 2, 1).tofile(folder / f"{split}_X.bin")
+        images[split] = imgs
+        if split != "unlabeled":
+            labels = rng.integers(1, 11, size=n).astype(np.uint8)
+            labels.tofile(folder / f"{split}_y.bin")
+            images[split + "_y"] = labels
+    with open(folder / "fold_indices.txt", "w") as f:
+        for k in range(10):
+            f.write(" ".join(str(i) for i in range(k % n_train, n_train, 3)) + "\n")
+    return images
+
+
+def test_load_stl10_reads_column_major_images_and_folds(tmp_path):
+    from skpred.datasets import load_stl10
+
+    images = _write_stl(tmp_path)
+    b = load_stl10(tmp_path, as_uint8=True, unlabeled=True)
+    assert b.data.shape == (10, 96 * 96 * 3) and b.image_shape == (96, 96, 3)
+    np.testing.assert_array_equal(b.data[3].reshape(96, 96, 3), images["train"][3])
+    np.testing.assert_array_equal(b.target, images["train_y"].astype(int) - 1)
+    assert len(b.folds) == 10 and b.folds[1].tolist() == list(range(1, 10, 3))
+    assert isinstance(b.unlabeled.base, np.memmap) or isinstance(b.unlabeled, np.memmap)
+    np.testing.assert_array_equal(b.unlabeled[2], images["unlabeled"][2])
+    small = load_stl10(tmp_path, downsample=3)
+    assert small.image_shape == (32, 32, 3) and small.data.shape == (10, 3072)
+    expected = images["train"][0].reshape(32, 3, 32, 3, 3).mean(axis=(1, 3)) / 255.0
+    np.testing.assert_allclose(small.data[0].reshape(32, 32, 3), expected, rtol=1e-5)
+
+
+def test_load_stl10_truncated_and_inconsistent_files(tmp_path):
+    from skpred.datasets import load_stl10
+
+    _write_stl(tmp_path)
+    f = tmp_path / "test_X.bin"
+    f.write_bytes(f.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="test_X.bin is not a whole number of 96x96x3 images"):
+        load_stl10(tmp_path)
+    _write_stl(tmp_path)
+    np.zeros(3, np.uint8).tofile(tmp_path / "train_y.bin")
+    with pytest.raises(ValueError, match="holds 3 labels for 10 images"):
+        load_stl10(tmp_path)
+    _write_stl(tmp_path)
+    (tmp_path / "fold_indices.txt").write_text("0 1 2\n")
+    with pytest.raises(ValueError, match="must hold 10 lines"):
+        load_stl10(tmp_path)
+    with pytest.raises(ValueError, match="downsample=5 must divide"):
+        _write_stl(tmp_path)
+        load_stl10(tmp_path, downsample=5)
