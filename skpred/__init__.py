@@ -7,7 +7,9 @@ full weights from a few of them, ``V`` the only part that is learned.
 
 from ._conv import PredictedConvNetClassifier
 from ._dictionary import KernelDictionary
+from ._image import ImageEncoder, ZCAWhitening
 from ._mlp import PredictedMLPClassifier
+from ._rica import PredictedRICA
 
 __version__ = "0.1.0.dev0"
 
@@ -15,5 +17,8 @@ __all__ = [
     "KernelDictionary",
     "PredictedMLPClassifier",
     "PredictedConvNetClassifier",
+    "PredictedRICA",
+    "ZCAWhitening",
+    "ImageEncoder",
     "__version__",
 ]

@@ -35,7 +35,40 @@ def per_layer(name, value, n_layers, what="hidden_layer_sizes",
     return values
 
 
-class TorchClassifierBase(ClassifierMixin, BaseEstimator):
+class TorchStateMixin:
+    """Pickling for estimators holding torch modules and a torch.Generator.
+
+    Modules named in ``_torch_modules`` are stored on the CPU, so a model
+    fitted on a GPU unpickles on a CPU-only machine; attributes in
+    ``_transient`` (an optimiser bound to the live parameters) are dropped
+    and rebuilt on the next warm start or partial_fit.
+    """
+
+    _torch_modules = ()
+    _transient = ()
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        for name in self._transient:
+            if name in state:
+                state[name] = None
+        for name in self._torch_modules:
+            if name in state:
+                state[name] = copy.deepcopy(getattr(self, name)).cpu()
+                state["device_"] = torch.device("cpu")
+        if "_generator" in state:
+            state["_generator_state"] = state.pop("_generator").get_state()
+        return state
+
+    def __setstate__(self, state):
+        gen_state = state.pop("_generator_state", None)
+        if gen_state is not None:
+            state["_generator"] = torch.Generator()
+            state["_generator"].set_state(gen_state)
+        super().__setstate__(state)
+
+
+class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
     """Base of the skpred classifiers (not public).
 
     Subclasses define the parameters used here (``solver``,
@@ -47,6 +80,9 @@ class TorchClassifierBase(ClassifierMixin, BaseEstimator):
     where ``module(x)`` returns logits and ``module.weight_layers()`` lists
     its layers with weights, output last.
     """
+
+    _torch_modules = ("module_",)
+    _transient = ("_optimizer",)
 
     # ------------------------------------------------------------------- fit
 
@@ -241,29 +277,6 @@ class TorchClassifierBase(ClassifierMixin, BaseEstimator):
         """Predicted class labels, shape (n_samples,)."""
         check_is_fitted(self)
         return self.classes_[self._logits(X).argmax(axis=1)]
-
-    # ---------------------------------------------------------- persistence
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        # The optimiser references the live parameters; it is rebuilt (with
-        # fresh momentum) on the next warm start or partial_fit.
-        state["_optimizer"] = None
-        if "module_" in state:
-            # Store weights on the CPU so that a model fitted on a GPU
-            # unpickles on a CPU-only machine.
-            state["module_"] = copy.deepcopy(self.module_).cpu()
-            state["device_"] = torch.device("cpu")
-        if "_generator" in state:
-            state["_generator_state"] = state.pop("_generator").get_state()
-        return state
-
-    def __setstate__(self, state):
-        gen_state = state.pop("_generator_state", None)
-        if gen_state is not None:
-            state["_generator"] = torch.Generator()
-            state["_generator"].set_state(gen_state)
-        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -2,7 +2,14 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skpred import KernelDictionary, PredictedConvNetClassifier, PredictedMLPClassifier
+from skpred import (
+    ImageEncoder,
+    KernelDictionary,
+    PredictedConvNetClassifier,
+    PredictedMLPClassifier,
+    PredictedRICA,
+    ZCAWhitening,
+)
 
 
 def _estimators():
@@ -28,6 +35,14 @@ def _estimators():
             conv_layers=((4, 1, 1),), dense_layers=(16,), image_shape="1d",
             dictionary="random", alpha_fraction=1.0, n_columns=1, solver="adam",
             learning_rate_init=0.02, max_iter=30, batch_size=32, device="cpu", random_state=0,
+        ),
+        PredictedRICA(n_components=3, dictionary="random", alpha_fraction=1.0, max_iter=5,
+                      device="cpu", random_state=0),
+        ZCAWhitening(epsilon=0.1),
+        # "1d" images and 1-pixel patches: again, the checks' inputs are not images.
+        ImageEncoder(
+            PredictedRICA(n_components=2, dictionary=None, max_iter=3, device="cpu"),
+            patch_size=1, image_shape="1d", n_patches=50, device="cpu", random_state=0,
         ),
     ]
 

@@ -1,0 +1,231 @@
+"""PredictedRICA, ZCA whitening and the Coates et al. image pipeline."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_sample_images
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from skpred import ImageEncoder, PredictedRICA, ZCAWhitening
+from skpred._image import normalize_patches, sample_patches
+from skpred._rica import rica_objective
+
+
+@pytest.fixture(scope="module")
+def whitened_patches():
+    """5,000 normalised, ZCA-whitened 8x8 grayscale patches of the sample photos."""
+    images = np.stack([im.mean(-1) for im in load_sample_images().images])  # (2, 427, 640)
+    X = images.reshape(2, -1) / 255.0
+    P = sample_patches(X, (427, 640, 1), 8, 5000, random_state=0)
+    # Coates et al.'s normalisation: epsilon 10 on [0, 255] pixels is ~1e-4 on [0, 1]
+    P = normalize_patches(P, 1e-4)
+    return ZCAWhitening(epsilon=0.1).fit_transform(P)
+
+
+@pytest.fixture(scope="module")
+def fitted(whitened_patches):
+    """Ordinary RICA and RICA predicting half of each feature (never mutated)."""
+    kw = dict(n_components=64, max_iter=150, random_state=0, device="cpu")
+    return {
+        "ordinary": PredictedRICA(dictionary=None, **kw).fit(whitened_patches),
+        "half": PredictedRICA(dictionary="se", alpha_fraction=0.5, **kw).fit(whitened_patches),
+    }
+
+
+def test_gradient_matches_gradcheck_in_float64():
+    torch.manual_seed(0)  # test data only
+    X = torch.randn(7, 4, dtype=torch.float64)
+    U = torch.randn(4, 2, dtype=torch.float64)
+    for contrast in ("logcosh", "sqrt"):
+        def f(V):
+            W = (U @ V).t()  # W^T = U V: 3 features of 4 inputs
+            return rica_objective(W, X, 0.3, contrast, 1e-2)
+
+        V = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(f, (V,))
+
+
+def test_objective_decreases_monotonically_under_lbfgs(fitted):
+    for rica in fitted.values():
+        curve = np.array(rica.objective_curve_)
+        assert len(curve) == rica.n_iter_ + 1  # the start, then every iteration
+        assert np.all(np.diff(curve) <= 1e-9)  # strong Wolfe: sufficient decrease
+        assert curve[-1] < 0.5 * curve[0]
+
+
+def test_zca_whitened_data_has_identity_covariance(whitened_patches):
+    images = np.stack([im.mean(-1) for im in load_sample_images().images]).reshape(2, -1) / 255
+    P = normalize_patches(sample_patches(images, (427, 640, 1), 8, 5000, random_state=0), 1e-4)
+    zca = ZCAWhitening(epsilon=0.1).fit(P)
+    # with epsilon, each eigen-direction of variance lam keeps lam / (lam + eps):
+    # whitened exactly up to that regularisation
+    lam, vecs = np.linalg.eigh(np.cov(P, rowvar=False))
+    lam = np.maximum(lam, 0)
+    C = np.cov(zca.transform(P), rowvar=False)
+    np.testing.assert_allclose(vecs.T @ C @ vecs, np.diag(lam / (lam + 0.1)), atol=1e-8)
+    raw = np.random.default_rng(0).standard_normal((4000, 6)) @ np.random.default_rng(1).random((6, 6))
+    zca = ZCAWhitening(epsilon=0.0).fit(raw)
+    np.testing.assert_allclose(np.cov(zca.transform(raw), rowvar=False), np.eye(6), atol=1e-8)
+    np.testing.assert_allclose(zca.inverse_transform(zca.transform(raw)), raw, atol=1e-8)
+    # ZCA (unlike PCA whitening) stays close to the data: symmetric whitening matrix
+    np.testing.assert_allclose(zca.whitening_, zca.whitening_.T, atol=1e-12)
+
+
+def test_full_raw_se_reaches_the_ordinary_objective():
+    rng = np.random.default_rng(0)
+    P = normalize_patches(rng.standard_normal((2000, 16)).cumsum(1), 0.01)
+    X = ZCAWhitening(0.1).fit_transform(P)
+    kw = dict(n_components=16, max_iter=400, tol=1e-10, random_state=0, device="cpu")
+    ordinary = PredictedRICA(dictionary=None, **kw).fit(X)
+    # Raw se U = K is invertible, so the model class is ordinary RICA's. At
+    # length scale 1 K is ill-conditioned and L-BFGS in V coordinates crawls
+    # (0.459 vs 0.437 after 1,500 iterations); at 0.7 it converges in 400.
+    full = PredictedRICA(dictionary="se", alpha_fraction=1.0, ridge=None, n_columns=1,
+                         length_scale=0.7, **kw).fit(X)
+    assert full.objective_curve_[-1] == pytest.approx(ordinary.objective_curve_[-1], rel=0.01)
+
+
+def _spatial_spread(W, shape=(8, 8)):
+    """Mean squared pixel distance from each feature's energy centroid."""
+    from skpred._kernels import grid_coordinates
+
+    coords = grid_coordinates(shape)
+    E = W**2 / (W**2).sum(1, keepdims=True)
+    centre = E @ coords
+    return np.mean([(E[i] * ((coords - centre[i]) ** 2).sum(1)).sum() for i in range(len(W))])
+
+
+def test_learned_features_are_localised(fitted):
+    random = _spatial_spread(np.random.default_rng(0).standard_normal((64, 64)))
+    # measured: random 9.93 px^2, ordinary RICA 7.29, se alpha 0.5 8.70
+    assert _spatial_spread(fitted["ordinary"].components_) < random - 2.0
+    assert _spatial_spread(fitted["half"].components_) < random - 0.8
+
+
+def test_counts_transform_inverse_and_dtype(fitted, whitened_patches):
+    half = fitted["half"]
+    assert half.n_dynamic_params_ == 64 * 32 and half.n_static_params_ == 64 * 64 * 32
+    assert half.fraction_learned_ == 0.5 and half.dictionary_.n_columns == 64
+    X32 = whitened_patches[:10].astype(np.float32)
+    Z = half.transform(X32)
+    assert Z.dtype == np.float32 and Z.shape == (10, 64)
+    np.testing.assert_allclose(Z, X32 @ half.components_.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(half.inverse_transform(Z), Z @ half.components_, rtol=1e-4, atol=1e-4)
+    assert half.objective(whitened_patches) == pytest.approx(half.objective_curve_[-1], rel=1e-4)
+    again = pickle.loads(pickle.dumps(half))
+    np.testing.assert_array_equal(again.transform(X32), Z)
+
+
+def test_warm_start_continues_and_adam_solver(whitened_patches):
+    X = whitened_patches[:2000]
+    rica = PredictedRICA(16, dictionary="se", alpha_fraction=0.5, max_iter=5, warm_start=True,
+                         random_state=0, device="cpu").fit(X)
+    first = rica.objective_curve_[-1]
+    rica.fit(X)
+    assert rica.n_iter_ == 10 and rica.objective_curve_[-1] < first
+    adam = PredictedRICA(16, dictionary="se", solver="adam", max_iter=5, batch_size=256,
+                         random_state=0, device="cpu").fit(X)
+    assert adam.objective_curve_[-1] < adam.objective_curve_[0]
+
+
+def test_plot_features(fitted, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib", reason="plotting needs the examples extra")
+    matplotlib.use("Agg")
+    from skpred.plotting import plot_features
+
+    fig = plot_features(fitted["half"].components_, (8, 8), title="se, alpha 0.5")
+    assert len(fig.axes) == 64
+    fig.savefig(tmp_path / "features.png")
+    assert (tmp_path / "features.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="components must have shape"):
+        plot_features(fitted["half"].components_, (7, 7))
+
+
+# Held-out accuracy of encoder + LinearSVC on load_digits. Measured: alpha
+# 1.0 -> 0.980, alpha 0.5 -> 0.985 (ordinary RICA features: 0.978).
+@pytest.mark.parametrize("alpha, floor", [(1.0, 0.95), (0.5, 0.95)])
+def test_digits_classified_through_the_encoder(digits, alpha, floor):
+    X, y = digits
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    model = make_pipeline(
+        ImageEncoder(PredictedRICA(32, alpha_fraction=alpha, max_iter=50, device="cpu"),
+                     patch_size=4, n_patches=5000, random_state=0, device="cpu"),
+        StandardScaler(), LinearSVC(C=0.1, max_iter=5000),
+    ).fit(X_tr, y_tr)
+    assert model.score(X_te, y_te) > floor
+
+
+def test_grid_search_over_rica_alpha_fraction(digits):
+    X, y = digits
+    model = make_pipeline(
+        ImageEncoder(PredictedRICA(16, max_iter=20, device="cpu"), patch_size=4, n_patches=2000,
+                     random_state=0, device="cpu"),
+        StandardScaler(), LinearSVC(C=0.1, max_iter=2000),
+    )
+    grid = GridSearchCV(model, {"imageencoder__feature_learner__alpha_fraction": [0.25, 1.0]}, cv=2)
+    grid.fit(X[:600], y[:600])
+    assert grid.best_score_ > 0.8
+
+
+def test_encoder_streams_in_chunks_with_the_same_result(digits):
+    X, _ = digits
+    enc = ImageEncoder(PredictedRICA(8, dictionary=None, max_iter=10, device="cpu"), patch_size=3,
+                       n_patches=1000, encoding="relu_split", random_state=0, device="cpu").fit(X)
+    full = enc.transform(X[:40])
+    assert full.shape == (40, 4 * 8 * 2)
+    enc.set_params(chunk_size=1)  # one image per chunk
+    np.testing.assert_allclose(enc.transform(X[:40]), full, rtol=1e-5, atol=1e-5)
+    # quadrant pooling: the sum over quadrants equals pooling over the whole map
+    whole = full.reshape(40, 4, -1).sum(1)
+    assert np.all(whole >= full.reshape(40, 4, -1).max(1) - 1e-6)
+
+
+def test_encoder_matches_a_direct_patch_computation(digits):
+    X, _ = digits
+    enc = ImageEncoder(PredictedRICA(5, dictionary=None, max_iter=5, device="cpu"), patch_size=7,
+                       n_patches=500, encoding="abs", random_state=0, device="cpu").fit(X)
+    img = X[0].reshape(8, 8)
+    W, zca = enc.feature_learner_.components_, enc.whitener_
+    # 7x7 patches of an 8x8 image: a 2x2 map, so each quadrant is one patch
+    expected = []
+    for r in range(2):
+        for c in range(2):
+            p = normalize_patches(img[r:r + 7, c:c + 7].reshape(1, -1), enc.norm_epsilon)
+            expected.append(np.abs(zca.transform(p) @ W.T)[0])
+    np.testing.assert_allclose(enc.transform(X[:1])[0], np.concatenate(expected), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: PredictedRICA(n_components=0), "n_components"),
+        (lambda: PredictedRICA(8, image_shape=(3, 3)), r"holds 9 values but the data has n_features=64"),
+        (lambda: ImageEncoder(PredictedRICA(4), patch_size=9), "patch_size=9 is larger than the 8x8 images"),
+        (lambda: ImageEncoder(PredictedRICA(4), image_shape=(7, 7)), "holds 49 values"),
+        (lambda: PredictedRICA(6, n_columns=4, dictionary="se"), "n_columns=4 must divide n_components=6"),
+    ],
+)
+def test_bad_parameters(digits, make, match):
+    X, _ = digits
+    with pytest.raises(ValueError, match=match):
+        make().fit(X[:100])
+
+
+def test_bad_data(digits):
+    X, _ = digits
+    Xn = X[:50].copy()
+    Xn[0, 0] = np.nan
+    for est in (PredictedRICA(4, device="cpu"), ZCAWhitening(), ImageEncoder(PredictedRICA(4))):
+        with pytest.raises(ValueError, match="NaN"):
+            est.fit(Xn)
+    Xn[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        PredictedRICA(4, device="cpu").fit(Xn)
+    rica = PredictedRICA(4, max_iter=2, device="cpu").fit(X[:50])
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        rica.transform(X[:2, :10])
