@@ -229,3 +229,20 @@ def test_bad_data(digits):
     rica = PredictedRICA(4, max_iter=2, device="cpu").fit(X[:50])
     with pytest.raises(ValueError, match="expecting 64 features"):
         rica.transform(X[:2, :10])
+
+
+def test_verbose_logs_each_iteration_and_standardize(whitened_patches, caplog):
+    import logging
+
+    X = whitened_patches[:500] * 3.0 + 5.0  # off-centre, wrong scale
+    with caplog.at_level(logging.INFO, logger="skpred"):
+        rica = PredictedRICA(8, dictionary=None, max_iter=3, tol=0, standardize=True, verbose=1,
+                             random_state=0, device="cpu").fit(X)
+    assert sum("RICA iteration" in r.getMessage() for r in caplog.records) == 3
+    np.testing.assert_allclose(rica.mean_, X.mean(0))
+    np.testing.assert_allclose(rica.transform(X), ((X - rica.mean_) / rica.scale_) @ rica.components_.T,
+                               rtol=1e-5, atol=1e-6)
+    # inverse_transform maps back to the original (unstandardised) space
+    Z = rica.transform(X[:3])
+    expected = (Z @ rica.components_) * rica.scale_ + rica.mean_
+    np.testing.assert_allclose(rica.inverse_transform(Z), expected, rtol=1e-6)
