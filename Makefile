@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m skpred.experiments demo
+	$(PY) -m skpred.experiments fig4 --quick --out results
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,21 +1,43 @@
-"""Entry point: ``python -m skpred.experiments NAME [options]``."""
+"""Entry point: ``python -m skpred.experiments NAME [options]`` (or the
+``skpred-experiments`` console script).
+
+NAME is a figure (fig1, fig4, fig5, fig6), ``demo`` (the README's main
+job), or ``plot FIGURE --out DIR`` to redraw a figure from saved results.
+"""
 
 import importlib
 import sys
 
 EXPERIMENTS = {
     "demo": "skpred.experiments.demo",
+    "fig1": "skpred.experiments.fig1",
+    "fig4": "skpred.experiments.fig4",
+    "fig5": "skpred.experiments.fig5",
+    "fig6": "skpred.experiments.fig6",
 }
+FIGURES = [n for n in EXPERIMENTS if n.startswith("fig")]
+
+
+def _usage():
+    print(f"usage: python -m skpred.experiments NAME [options] | plot FIGURE [--out DIR]\n"
+          f"NAME is one of: {', '.join(EXPERIMENTS)}; `NAME --help` lists its options.")
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "plot":
+        import argparse
+
+        p = argparse.ArgumentParser(prog="python -m skpred.experiments plot")
+        p.add_argument("figure", choices=FIGURES)
+        p.add_argument("--out", default="results")
+        args = p.parse_args(argv[1:])
+        importlib.import_module(EXPERIMENTS[args.figure]).plot(args.out)
+        return 0
     if not argv or argv[0] not in EXPERIMENTS:
-        names = ", ".join(sorted(EXPERIMENTS))
-        print(f"usage: python -m skpred.experiments NAME [options]; NAME is one of: {names}")
+        _usage()
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    module = importlib.import_module(EXPERIMENTS[argv[0]])
-    return module.main(argv[1:])
+    return importlib.import_module(EXPERIMENTS[argv[0]]).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""What every figure module shares: the command line, presets, result files."""
+
+import argparse
+import csv
+import json
+import os
+import time
+
+
+def parser_for(name, description, presets):
+    """Argument parser with the flags every figure takes."""
+    p = argparse.ArgumentParser(prog=f"python -m skpred.experiments {name}", description=description)
+    p.add_argument("--preset", choices=sorted(presets), default="paper",
+                   help="settings: 'paper' (the paper's, needs --data), 'quick' (bundled data, "
+                        "minutes on 2 CPU cores), 'tiny' (seconds; for tests)")
+    p.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                   help="same as --preset quick")
+    p.add_argument("--data", default=None, help="folder of the full data set (standard formats)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="results", help="folder for the CSV/JSON results and PNG plots")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-plot", action="store_true", help="only write the results")
+    return p
+
+
+def progress(message):
+    """One line of progress on stdout, time-stamped."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def write_rows(out, filename, rows, meta=None):
+    """Write rows (list of dicts) as CSV, and meta (if any) as JSON beside it."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, filename)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    if meta is not None:
+        with open(os.path.splitext(path)[0] + ".json", "w") as f:
+            json.dump(meta, f, indent=2, default=str)
+    progress(f"wrote {path}")
+    return path
+
+
+def read_rows(out, filename):
+    """Rows of a results CSV, numbers converted back."""
+    with open(os.path.join(out, filename)) as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for k, v in row.items():
+            try:
+                row[k] = float(v)
+            except (TypeError, ValueError):
+                pass
+    return rows
+
+
+def print_table(rows, columns):
+    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in columns]
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(_fmt(r[c]).rjust(w) for c, w in zip(columns, widths)) + " |")
+
+
+def _fmt(v):
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def pyplot():
+    """matplotlib's pyplot on a file-only backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

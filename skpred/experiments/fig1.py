@@ -1,0 +1,128 @@
+"""Figure 1: learned features are smooth and highly predictable.
+
+Post-hoc prediction: take learned features, keep their values at a random
+subset alpha of locations, predict the rest by kernel ridge regression with
+the se kernel (DESIGN.md), and measure the relative error of the prediction
+as the kept fraction varies. Features: layer-1 features of an MLP trained on
+MNIST digits, and RICA features of natural image patches. The plot shows
+blocks (feature | kept weights | prediction) as in the paper, and the error
+curve.
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_sample_images
+from sklearn.exceptions import ConvergenceWarning
+
+from .. import _kernels
+from .._image import ZCAWhitening, normalize_patches, sample_patches
+from .._mlp import PredictedMLPClassifier
+from .._rica import PredictedRICA
+from ..datasets import load_mnist
+from . import _common
+
+PRESETS = {
+    "paper": dict(mlp_hidden=500, mlp_epochs=50, rica_features=64, rica_iter=300,
+                  n_patches=50000, fractions=(0.1, 0.2, 0.3, 0.5, 0.7, 0.9), n_features=100),
+    "quick": dict(mlp_hidden=100, mlp_epochs=20, rica_features=64, rica_iter=150,
+                  n_patches=10000, fractions=(0.1, 0.2, 0.3, 0.5, 0.7, 0.9), n_features=64),
+    "tiny": dict(mlp_hidden=16, mlp_epochs=1, rica_features=16, rica_iter=5,
+                 n_patches=500, fractions=(0.25, 0.5), n_features=8),
+}
+# se length scales for prediction: MNIST strokes vary over ~2 px, 8x8
+# whitened patches over ~1 px (the paper's l in 1-2 px).
+SOURCES = {"mlp_mnist": ((28, 28), 2.0), "rica_patches": ((8, 8), 1.0)}
+COLUMNS = ["source", "kept_fraction", "mean_relative_error", "std_relative_error", "n_features"]
+
+
+def mlp_features(cfg, args):
+    X, y = load_mnist(args.data, return_X_y=True) if args.data else load_mnist(return_X_y=True)
+    clf = PredictedMLPClassifier((cfg["mlp_hidden"],), dictionary=None, solver="adam",
+                                 learning_rate_init=1e-3, max_iter=cfg["mlp_epochs"],
+                                 max_norm=None, device=args.device, random_state=args.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    return clf.coefs_[0]  # (784, units): one feature per column
+
+
+def rica_features(cfg, args):
+    images = np.stack([im.mean(-1) for im in load_sample_images().images]).reshape(2, -1) / 255.0
+    P = normalize_patches(sample_patches(images, (427, 640, 1), 8, cfg["n_patches"],
+                                         random_state=args.seed), 1e-4)
+    X = ZCAWhitening(0.1).fit_transform(P)
+    rica = PredictedRICA(cfg["rica_features"], dictionary=None, max_iter=cfg["rica_iter"],
+                         device=args.device, random_state=args.seed).fit(X)
+    return rica.components_.T  # (64, k)
+
+
+def run(args):
+    cfg = PRESETS[args.preset]
+    rng = np.random.RandomState(args.seed)
+    rows, blocks = [], {}
+    for source, get in (("mlp_mnist", mlp_features), ("rica_patches", rica_features)):
+        _common.progress(f"fig1 ({args.preset}): learning {source} features")
+        W = get(cfg, args)[:, :cfg["n_features"]]
+        shape, ls = SOURCES[source]
+        K = _kernels.se_kernel(shape, ls)
+        for frac in cfg["fractions"]:
+            W_hat, alphas, err = _kernels.predict_from_subset(W, K, frac, rng, ridge=1e-3)
+            rows.append(dict(source=source, kept_fraction=frac,
+                             mean_relative_error=round(float(err.mean()), 5),
+                             std_relative_error=round(float(err.std()), 5),
+                             n_features=W.shape[1]))
+            _common.progress(f"{source} kept {frac:.2f}: relative error {err.mean():.3f}")
+            if frac == cfg["fractions"][len(cfg["fractions"]) // 2]:
+                kept = np.full_like(W[:, :4], np.nan)
+                for j in range(min(4, W.shape[1])):
+                    kept[alphas[j], j] = W[alphas[j], j]
+                blocks[source] = dict(feature=W[:, :4], kept=kept, prediction=W_hat[:, :4],
+                                      shape=shape, fraction=frac)
+    _common.write_rows(args.out, "fig1.csv", rows, meta=dict(preset=args.preset, seed=args.seed, **cfg))
+    np.savez(f"{args.out}/fig1_blocks.npz", **{f"{s}_{k}": v for s, b in blocks.items()
+                                              for k, v in b.items()})
+    _common.print_table(rows, COLUMNS)
+    return rows
+
+
+def plot(out):
+    rows = _common.read_rows(out, "fig1.csv")
+    blocks = np.load(f"{out}/fig1_blocks.npz")
+    plt = _common.pyplot()
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    fig = plt.figure(figsize=(9, 2.6 * len(sources)))
+    for i, source in enumerate(sources):
+        shape = tuple(blocks[f"{source}_shape"])
+        n = blocks[f"{source}_feature"].shape[1]
+        for j in range(n):
+            for k, part in enumerate(("feature", "kept", "prediction")):
+                ax = fig.add_subplot(len(sources), 3 * n + 3, i * (3 * n + 3) + 3 * j + k + 1)
+                ax.imshow(blocks[f"{source}_{part}"][:, j].reshape(shape), cmap="gray")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(part[:4], fontsize=7)
+        ax = fig.add_subplot(len(sources), 3 * n + 3, (i + 1) * (3 * n + 3) - 1)
+        ax.set_position([0.78, 1 - (i + 0.85) / len(sources), 0.2, 0.7 / len(sources)])
+        pts = sorted((r["kept_fraction"], r["mean_relative_error"]) for r in rows if r["source"] == source)
+        ax.plot(*zip(*pts), marker="o")
+        ax.set_xlabel("kept fraction", fontsize=7)
+        ax.set_ylabel("relative error", fontsize=7)
+        ax.set_title(source, fontsize=8)
+        ax.tick_params(labelsize=6)
+    path = f"{out}/fig1.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    _common.progress(f"wrote {path}")
+    return path
+
+
+def main(argv=None):
+    args = _common.parser_for("fig1", __doc__, PRESETS).parse_args(argv)
+    if args.preset == "paper" and not args.data:
+        _common.progress("no --data: the MLP features use the bundled MNIST digits")
+    run(args)
+    if not args.no_plot:
+        plot(args.out)
+    return 0
