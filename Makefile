@@ -7,13 +7,13 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch; pip takes it from the local wheel cache when present.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-all docs install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev,examples]"
+	$(PY) -m pip install --quiet -e ".[dev,examples,notebook,distributed]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# Documentation, warnings as errors (runs the example gallery).
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

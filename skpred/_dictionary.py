@@ -210,12 +210,12 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_columns * n_atoms_, n_features_in_)
+    components_ : ndarray of shape (n_columns * `n_atoms_`, `n_features_in_`)
         All dictionaries stacked as rows, ``[U_1.T; ...; U_C.T]``, so that
         ``transform(X) == X @ components_.T`` (like PCA).
-    dictionaries_ : list of ndarray of shape (n_features_in_, n_atoms_)
+    dictionaries_ : list of ndarray of shape (`n_features_in_`, `n_atoms_`)
         ``U_c`` for each column.
-    alpha_indices_ : list of ndarray of shape (n_atoms_,)
+    alpha_indices_ : list of ndarray of shape (`n_atoms_`,)
         The sorted input locations (or DCT atoms) in alpha for each column;
         entries are None for the ``random`` dictionary, which has no alpha.
     n_atoms_ : int
@@ -226,7 +226,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         The ridge actually used (absolute), None where no ridge solve runs.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has feature names that are all strings.
 
     See Also
@@ -367,7 +367,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_columns * n_atoms_)
+        X_new : ndarray of shape (n_samples, n_columns * `n_atoms_`)
             Same floating dtype as X (float32 stays float32).
         """
         check_is_fitted(self)
@@ -383,13 +383,13 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        V : array-like of shape (n_columns, n_atoms_, n_outputs) or (n_atoms_, n_outputs)
+        V : array-like of shape (n_columns, `n_atoms_`, n_outputs) or (`n_atoms_`, n_outputs)
             One block per column; the 2-D form applies to a single-column
             dictionary only.
 
         Returns
         -------
-        W : ndarray of shape (n_features_in_, n_columns * n_outputs)
+        W : ndarray of shape (`n_features_in_`, n_columns * n_outputs)
             Column blocks ``[U_1 V_1, ..., U_C V_C]``, in the column order of
             ``transform``.
         """

@@ -93,10 +93,10 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_features_in_,)
-    whitening_ : ndarray of shape (n_features_in_, n_features_in_)
+    mean_ : ndarray of shape (`n_features_in_`,)
+    whitening_ : ndarray of shape (`n_features_in_`, `n_features_in_`)
         Symmetric ``(C + epsilon I)^-1/2``.
-    dewhitening_ : ndarray of shape (n_features_in_, n_features_in_)
+    dewhitening_ : ndarray of shape (`n_features_in_`, `n_features_in_`)
         ``(C + epsilon I)^1/2``, for inverse_transform.
     n_features_in_ : int
 

@@ -124,7 +124,7 @@ class PredictedMLPClassifier(TorchClassifierBase):
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has feature names that are all strings.
     n_iter_ : int
         Fine-tuning epochs run by the last ``fit`` (cumulative epochs with

@@ -113,7 +113,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, `n_features_in_`)
         W, rows are the features.
     dictionary_ : KernelDictionary or None
     n_iter_ : int
@@ -125,7 +125,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         Fixed weights (U).
     fraction_learned_ : float
         ``n_dynamic_params_ / (n_components * n_features_in_)``.
-    mean_, scale_ : ndarray of shape (n_features_in_,) or None
+    mean_, scale_ : ndarray of shape (`n_features_in_`,) or None
         Standardisation, when ``standardize``.
     n_features_in_ : int
     feature_names_in_ : ndarray

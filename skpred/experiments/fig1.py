@@ -4,7 +4,8 @@ Post-hoc prediction: take learned features, keep their values at a random
 subset alpha of locations, predict the rest by kernel ridge regression with
 the se kernel (DESIGN.md), and measure the relative error of the prediction
 as the kept fraction varies. Features: layer-1 features of an MLP trained on
-MNIST digits, and RICA features of natural image patches. The plot shows
+MNIST digits, and RICA features of natural image patches; white noise of the
+same shape is the unpredictable baseline. The plot shows
 blocks (feature | kept weights | prediction) as in the paper, and the error
 curve.
 """
@@ -32,7 +33,8 @@ PRESETS = {
 }
 # se length scales for prediction: MNIST strokes vary over ~2 px, 8x8
 # whitened patches over ~1 px (the paper's l in 1-2 px).
-SOURCES = {"mlp_mnist": ((28, 28), 2.0), "rica_patches": ((8, 8), 1.0)}
+SOURCES = {"mlp_mnist": ((28, 28), 2.0), "rica_patches": ((8, 8), 1.0),
+           "white_noise": ((28, 28), 2.0)}
 COLUMNS = ["source", "kept_fraction", "mean_relative_error", "std_relative_error", "n_features"]
 
 
@@ -57,11 +59,17 @@ def rica_features(cfg, args):
     return rica.components_.T  # (64, k)
 
 
+def noise_features(cfg, args):
+    """The baseline: white noise is not predictable from any subset."""
+    return np.random.RandomState(args.seed).standard_normal((784, cfg["n_features"]))
+
+
 def run(args):
     cfg = PRESETS[args.preset]
     rng = np.random.RandomState(args.seed)
     rows, blocks = [], {}
-    for source, get in (("mlp_mnist", mlp_features), ("rica_patches", rica_features)):
+    for source, get in (("mlp_mnist", mlp_features), ("rica_patches", rica_features),
+                        ("white_noise", noise_features)):
         _common.progress(f"fig1 ({args.preset}): learning {source} features")
         W = get(cfg, args)[:, :cfg["n_features"]]
         shape, ls = SOURCES[source]

@@ -31,19 +31,26 @@ class PredictedConv2d(_Factored):
     materialises the filters once per call and runs one convolution.
     ``"auto"`` picks the one with fewer multiply-adds for the input at hand.
 
-    Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, bias:
-            as ``torch.nn.Conv2d`` (``groups`` is not supported).
-        dictionaries: ``(C, in_channels*kh*kw, n_atoms)`` or
-            ``(in_channels*kh*kw, n_atoms)`` array/tensor, or a list of
-            per-column arrays. Rows follow the flattened order of a
-            ``Conv2d`` filter, ``(in_channel, row, col)`` in C-order.
-        path: ``"auto"``, ``"pool"`` or ``"dense"``.
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, bias
+        as ``torch.nn.Conv2d`` (``groups`` is not supported).
+    dictionaries
+        ``(C, in_channels*kh*kw, n_atoms)`` or
+        ``(in_channels*kh*kw, n_atoms)`` array/tensor, or a list of
+        per-column arrays. Rows follow the flattened order of a
+        ``Conv2d`` filter, ``(in_channel, row, col)`` in C-order.
+    path
+        ``"auto"``, ``"pool"`` or ``"dense"``.
 
-    Attributes:
-        U: dictionary filter bank, buffer of shape ``(C * n_atoms, in_channels, kh, kw)``.
-        V: Parameter of shape ``(C, n_atoms, out_channels / C)``.
-        bias: Parameter of shape ``(out_channels,)`` or None.
+    Attributes
+    ----------
+    U
+        dictionary filter bank, buffer of shape ``(C * n_atoms, in_channels, kh, kw)``.
+    V
+        Parameter of shape ``(C, n_atoms, out_channels / C)``.
+    bias
+        Parameter of shape ``(out_channels,)`` or None.
     """
 
     def __init__(

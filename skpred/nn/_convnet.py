@@ -19,13 +19,20 @@ class PredictedConvNet(nn.Module):
     cols, channels)``); the network reshapes them to torch's ``(batch,
     channels, rows, cols)`` itself, so the data can stay flat on the device.
 
-    Args:
-        image_shape: ``(rows, cols, channels)``.
-        convs: conv layers (``PredictedConv2d`` or ``nn.Conv2d``), padding "same".
-        pools: max-pooling window ``(ph, pw)`` after each conv (``(1, 1)``: none).
-        dense: hidden dense layers (``PredictedLinear``, ``nn.Linear``, ...).
-        n_outputs: number of classes.
-        activation: key of ``ACTIVATIONS``.
+    Parameters
+    ----------
+    image_shape
+        ``(rows, cols, channels)``.
+    convs
+        conv layers (``PredictedConv2d`` or ``nn.Conv2d``), padding "same".
+    pools
+        max-pooling window ``(ph, pw)`` after each conv (``(1, 1)``: none).
+    dense
+        hidden dense layers (``PredictedLinear``, ``nn.Linear``, ...).
+    n_outputs
+        number of classes.
+    activation
+        key of ``ACTIVATIONS``.
     """
 
     def __init__(self, image_shape: Tuple[int, int, int], convs: Sequence[nn.Module],

@@ -116,19 +116,29 @@ class PredictedLinear(_Factored):
 
     Both run every column in one batched op.
 
-    Args:
-        in_features: size of each input sample.
-        out_features: size of each output sample (divisible by the number of columns).
-        dictionaries: ``(C, in_features, n_atoms)`` or ``(in_features, n_atoms)``
-            array/tensor, or a list of ``(in_features, n_atoms)`` arrays.
-        bias: if ``False``, the layer has no additive bias.
-        path: ``"auto"`` (cheaper ordering), ``"pool"`` or ``"dense"``.
+    Parameters
+    ----------
+    in_features
+        size of each input sample.
+    out_features
+        size of each output sample (divisible by the number of columns).
+    dictionaries
+        ``(C, in_features, n_atoms)`` or ``(in_features, n_atoms)``
+        array/tensor, or a list of ``(in_features, n_atoms)`` arrays.
+    bias
+        if ``False``, the layer has no additive bias.
+    path
+        ``"auto"`` (cheaper ordering), ``"pool"`` or ``"dense"``.
 
-    Attributes:
-        U: fixed dictionaries, buffer of shape ``(in_features, C * n_atoms)``
-            (column ``c`` is the slice ``[:, c*a:(c+1)*a]``).
-        V: learned coefficients, Parameter of shape ``(C, n_atoms, out_features / C)``.
-        bias: Parameter of shape ``(out_features,)`` or None.
+    Attributes
+    ----------
+    U
+        fixed dictionaries, buffer of shape ``(in_features, C * n_atoms)``
+        (column ``c`` is the slice ``[:, c*a:(c+1)*a]``).
+    V
+        learned coefficients, Parameter of shape ``(C, n_atoms, out_features / C)``.
+    bias
+        Parameter of shape ``(out_features,)`` or None.
     """
 
     __constants__ = ["in_features", "out_features", "n_columns", "n_atoms"]
@@ -281,10 +291,14 @@ class LowRankLinear(PredictedLinear):
     Parameter, drawn with N(0, 1/in_features) entries by ``reset_parameters``,
     and counts as dynamic.
 
-    Args:
-        in_features, out_features, bias, device, dtype, path: as PredictedLinear.
-        rank: atoms per column (the rank of each column's W).
-        n_columns: number of columns.
+    Parameters
+    ----------
+    in_features, out_features, bias, device, dtype, path
+        as PredictedLinear.
+    rank
+        atoms per column (the rank of each column's W).
+    n_columns
+        number of columns.
     """
 
     def __init__(

@@ -33,11 +33,15 @@ class PredictedMLP(nn.Module):
 
     ``forward`` returns the logits; the softmax is left to the loss.
 
-    Args:
-        hidden: the hidden layers, in order (``PredictedLinear``,
-            ``LowRankLinear`` or ``nn.Linear``).
-        n_outputs: number of output units (classes).
-        activation: key of :data:`ACTIVATIONS`.
+    Parameters
+    ----------
+    hidden
+        the hidden layers, in order (``PredictedLinear``,
+        ``LowRankLinear`` or ``nn.Linear``).
+    n_outputs
+        number of output units (classes).
+    activation
+        key of :data:`ACTIVATIONS`.
     """
 
     def __init__(self, hidden: Sequence[nn.Module], n_outputs: int, activation: str = "sigmoid",
