@@ -74,3 +74,26 @@ def test_demo_writes_accuracy_vs_fraction(tmp_path, capsys):
 
 def test_unknown_experiment_name():
     assert main(["nope"]) == 2
+
+
+def test_figures_read_full_data_sets_from_data_paths(tmp_path):
+    """--data reads the standard formats (small files written here)."""
+    from test_datasets import _write_cifar, _write_mnist, _write_stl
+
+    (tmp_path / "mnist").mkdir()
+    _write_mnist(tmp_path / "mnist", n_train=60, n_test=20)
+    assert main(["fig4", "--preset", "tiny", "--data", str(tmp_path / "mnist"), "--device", "cpu",
+                 "--out", str(tmp_path / "r4"), "--no-plot"]) == 0
+    _, rows = _rows(tmp_path / "r4" / "fig4.csv")
+    assert len(rows) == 3
+    _write_cifar(tmp_path / "cifar", n=20)
+    assert main(["fig5", "--preset", "tiny", "--data", str(tmp_path / "cifar"), "--device", "cpu",
+                 "--out", str(tmp_path / "r5"), "--no-plot"]) == 0
+    _write_stl(tmp_path / "stl", n_train=30, n_test=10)
+    assert main(["fig6", "--preset", "tiny", "--dataset", "stl10", "--data", str(tmp_path / "stl"),
+                 "--device", "cpu", "--out", str(tmp_path / "r6")]) == 0
+    meta = json.loads((tmp_path / "r6" / "fig6.json").read_text())
+    assert meta["dataset"] == "stl10"
+    _, rows = _rows(tmp_path / "r6" / "fig6.csv")
+    # one error per predefined fold: the interval spans the 10 folds
+    assert all(float(r["error_low"]) <= float(r["error_mean"]) <= float(r["error_high"]) for r in rows)
