@@ -5,6 +5,7 @@ Subclasses build their network in ``_build`` and may reshape inputs in
 """
 
 import copy
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -19,6 +21,26 @@ from . import _training
 from .nn._linear import _Factored
 
 _PREDICT_BATCH = 4096
+
+# Constraints of the training parameters every classifier shares.
+TRAINING_CONSTRAINTS = {
+    "solver": [StrOptions({"sgd", "adam"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate_decay": [Interval(Real, 1, None, closed="left")],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "shuffle": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "device": [str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+}
 
 
 def per_layer(name, value, n_layers, what="hidden_layer_sizes",

@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from . import _kernels, _training
-from ._base import TorchClassifierBase, per_layer
+from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, per_layer
 from ._dictionary import DATA_KERNELS, KernelDictionary
 from .nn import LowRankLinear, PredictedConv2d, PredictedLinear
 from .nn._mlp import ACTIVATIONS
@@ -149,22 +149,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         "n_columns": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
         "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
-        "solver": [StrOptions({"sgd", "adam"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate_decay": [Interval(Real, 1, None, closed="left")],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

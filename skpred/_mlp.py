@@ -7,7 +7,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _training
-from ._base import TorchClassifierBase, per_layer
+from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, per_layer
 from ._dictionary import DATA_KERNELS, DICTIONARY_BUILDERS, KernelDictionary
 from .nn import LowRankLinear, PredictedLinear
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
@@ -193,23 +193,8 @@ class PredictedMLPClassifier(TorchClassifierBase):
         "pretrain": [StrOptions({"auto"}), "boolean"],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "solver": [StrOptions({"sgd", "adam"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate_decay": [Interval(Real, 1, None, closed="left")],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "shuffle": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
+        **TRAINING_CONSTRAINTS,
     }
 
     def __init__(

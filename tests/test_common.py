@@ -50,3 +50,11 @@ def _estimators():
 @parametrize_with_checks(_estimators())
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_every_parameter_has_a_validation_constraint():
+    import inspect
+
+    for est in _estimators():
+        params = set(inspect.signature(type(est).__init__).parameters) - {"self"}
+        assert params == set(type(est)._parameter_constraints), type(est).__name__

@@ -14,13 +14,7 @@ from skpred import _kernels
 from skpred.nn import PredictedConv2d, PredictedLinear
 
 FAST = dict(solver="adam", learning_rate_init=0.01, device="cpu", random_state=0)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

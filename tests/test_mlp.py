@@ -18,6 +18,8 @@ from skpred import PredictedMLPClassifier
 from skpred import _kernels
 from skpred.nn import LowRankLinear, PredictedLinear
 
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
+
 # Cheap, fast settings shared by most tests (Adam converges in few epochs).
 FAST = dict(solver="adam", learning_rate_init=0.01, pretrain_epochs=5, device="cpu")
 
@@ -26,13 +28,6 @@ FAST = dict(solver="adam", learning_rate_init=0.01, pretrain_epochs=5, device="c
 def split(digits):
     X, y = digits
     return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,20 @@ def parser_for(name, description, presets):
     return p
 
 
+def timed_fit(estimator, X, y):
+    """Fit, silencing ConvergenceWarning (fixed-epoch budgets are intended);
+    returns the seconds it took."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+    return round(time.perf_counter() - t0, 2)
+
+
 def progress(message):
     """One line of progress on stdout, time-stamped."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

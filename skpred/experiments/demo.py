@@ -11,14 +11,11 @@ fraction of parameters learned. Results also go to ``--out`` as CSV.
 import argparse
 import csv
 import os
-import time
-import warnings
-
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from .._mlp import PredictedMLPClassifier
 from ..datasets import load_mnist
+from ._common import timed_fit
 
 
 def main(argv=None):
@@ -52,11 +49,8 @@ def main(argv=None):
         for f in args.fractions
     ]
     for name, params in settings:
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf = PredictedMLPClassifier(**common, **params).fit(X_tr, y_tr)
-        seconds = time.perf_counter() - t0
+        clf = PredictedMLPClassifier(**common, **params)
+        seconds = timed_fit(clf, X_tr, y_tr)
         acc = clf.score(X_te, y_te)
         rows.append(dict(model=name, fraction_learned=round(clf.fraction_learned_, 4),
                          dynamic_weights=clf.n_dynamic_params_, test_accuracy=round(acc, 4),

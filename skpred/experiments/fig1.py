@@ -10,11 +10,8 @@ blocks (feature | kept weights | prediction) as in the paper, and the error
 curve.
 """
 
-import warnings
-
 import numpy as np
 from sklearn.datasets import load_sample_images
-from sklearn.exceptions import ConvergenceWarning
 
 from .. import _kernels
 from .._image import ZCAWhitening, normalize_patches, sample_patches
@@ -43,9 +40,7 @@ def mlp_features(cfg, args):
     clf = PredictedMLPClassifier((cfg["mlp_hidden"],), dictionary=None, solver="adam",
                                  learning_rate_init=1e-3, max_iter=cfg["mlp_epochs"],
                                  max_norm=None, device=args.device, random_state=args.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, y)
+    _common.timed_fit(clf, X, y)
     return clf.coefs_[0]  # (784, units): one feature per column
 
 

@@ -9,10 +9,6 @@ and SE-Emp2 are best, and over 95% of the weights can be predicted without a
 drop in accuracy.
 """
 
-import time
-import warnings
-
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from .._mlp import PredictedMLPClassifier
@@ -72,14 +68,11 @@ def run(args):
                 learning_rate_init=cfg["lr"], max_iter=cfg["max_iter"], device=args.device,
                 random_state=args.seed,
             )
-            t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                clf.fit(X_tr, y_tr)
+            seconds = _common.timed_fit(clf, X_tr, y_tr)
             row = dict(method=method, alpha_fraction=frac,
                        fraction_learned=round(clf.fraction_learned_, 5),
                        test_error=round(1 - clf.score(X_te, y_te), 5),
-                       seconds=round(time.perf_counter() - t0, 2))
+                       seconds=seconds)
             rows.append(row)
             _common.progress(f"{method:<9} alpha={frac:<5} learned={row['fraction_learned']:.3f} "
                              f"error={row['test_error']:.4f} ({row['seconds']} s)")

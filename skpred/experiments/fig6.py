@@ -15,11 +15,9 @@ down-sampled to 32x32); ``--quick``: load_digits with 5 random splits.
 """
 
 import time
-import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -68,9 +66,7 @@ def evaluate(cfg, args, reps, k, dictionary, alpha):
             ),
             StandardScaler(), LinearSVC(C=cfg["C"], max_iter=5000),
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X_tr, y_tr)
+        _common.timed_fit(model, X_tr, y_tr)
         errors.append(1 - model.score(X_te, y_te))
         rica = model[0].feature_learner_
     errors = np.array(errors)
