@@ -90,3 +90,14 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, out, name):
+    """Write ``out/name.png`` and close the figure."""
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(out, f"{name}.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    progress(f"wrote {path}")
+    return path

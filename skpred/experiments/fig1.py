@@ -114,11 +114,7 @@ def plot(out):
         ax.set_ylabel("relative error", fontsize=7)
         ax.set_title(source, fontsize=8)
         ax.tick_params(labelsize=6)
-    path = f"{out}/fig1.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    _common.progress(f"wrote {path}")
-    return path
+    return _common.save_figure(fig, out, "fig1")
 
 
 def main(argv=None):

@@ -98,11 +98,7 @@ def plot(out):
     ax.set_title("MNIST, 784-500-500-10 (paper Fig. 4 left)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = f"{out}/fig4.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    _common.progress(f"wrote {path}")
-    return path
+    return _common.save_figure(fig, out, "fig4")
 
 
 def main(argv=None):

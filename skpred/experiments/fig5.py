@@ -80,11 +80,7 @@ def plot(out):
     ax.set_title("Convolutional network (paper Fig. 5)")
     ax.legend()
     fig.tight_layout()
-    path = f"{out}/fig5.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    _common.progress(f"wrote {path}")
-    return path
+    return _common.save_figure(fig, out, "fig5")
 
 
 def main(argv=None):

@@ -122,11 +122,7 @@ def plot(out):
     right.set_ylabel("test error")
     right.set_title("equal dynamic parameters (Fig. 6 right)")
     fig.tight_layout()
-    path = f"{out}/fig6.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    _common.progress(f"wrote {path}")
-    return path
+    return _common.save_figure(fig, out, "fig6")
 
 
 def main(argv=None):
