@@ -97,3 +97,14 @@ def test_figures_read_full_data_sets_from_data_paths(tmp_path):
     _, rows = _rows(tmp_path / "r6" / "fig6.csv")
     # one error per predefined fold: the interval spans the 10 folds
     assert all(float(r["error_low"]) <= float(r["error_mean"]) <= float(r["error_high"]) for r in rows)
+
+
+def test_console_script_is_installed():
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "skpred-experiments")
+    if not os.path.exists(script):
+        pytest.skip("skpred is not pip-installed in this environment (no console script)")
+    done = subprocess.run([script, "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "fig4" in done.stdout
