@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from . import _kernels, _training
+from ._kernels import hwc_to_chw_rows
 from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, per_layer
 from ._dictionary import DATA_KERNELS, KernelDictionary
 from .nn import LowRankLinear, PredictedConv2d, PredictedLinear
@@ -20,14 +21,6 @@ __all__ = ["PredictedConvNetClassifier"]
 CONV_DICTIONARIES = frozenset({"se", "dct", "random", "randcon"})
 # Dense layers may also use data-driven kernels and the LowRank baseline.
 DENSE_DICTIONARIES = CONV_DICTIONARIES | DATA_KERNELS | {"lowrank"}
-
-
-def hwc_to_chw_rows(U, shape):
-    """Reorder dictionary rows from channels-last (rows, cols, channels) to
-    torch's (channels, rows, cols) order, both C-order."""
-    rows, cols, channels = shape
-    perm = np.arange(rows * cols * channels).reshape(rows, cols, channels).transpose(2, 0, 1).ravel()
-    return U[perm]
 
 
 def _pair(v, one_d):

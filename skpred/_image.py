@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels, _training
-from ._conv import hwc_to_chw_rows
+from ._kernels import hwc_to_chw_rows
 
 __all__ = ["ZCAWhitening", "ImageEncoder", "sample_patches", "normalize_patches"]
 

@@ -34,6 +34,7 @@ __all__ = [
     "random_dictionary",
     "randcon_dictionary",
     "predict_from_subset",
+    "hwc_to_chw_rows",
 ]
 
 
@@ -393,3 +394,11 @@ def predict_from_subset(W, kernel, alpha_fraction, random_state, ridge=1e-6):
     norms = np.linalg.norm(W, axis=0)
     err = np.linalg.norm(W - W_hat, axis=0) / np.where(norms > 0, norms, 1.0)
     return W_hat, alphas, err
+
+
+def hwc_to_chw_rows(U, shape):
+    """Reorder dictionary rows from channels-last (rows, cols, channels) to
+    torch's (channels, rows, cols) order, both C-order."""
+    rows, cols, channels = shape
+    perm = np.arange(rows * cols * channels).reshape(rows, cols, channels).transpose(2, 0, 1).ravel()
+    return U[perm]

@@ -216,7 +216,8 @@ def train_epochs(
             else:
                 current = -epoch_loss
                 message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}"
-            logger.info(message) if verbose else None
+            if verbose:
+                logger.info(message)
             if current > best + tol:
                 best, stale = current, 0
                 if validation_score is not None:

@@ -9,7 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skpred import PredictedConvNetClassifier
-from skpred._conv import hwc_to_chw_rows
+from skpred._kernels import hwc_to_chw_rows
 from skpred import _kernels
 from skpred.nn import PredictedConv2d, PredictedLinear
 
