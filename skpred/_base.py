@@ -150,7 +150,7 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         """
         warm = self.warm_start and hasattr(self, "module_")
         X, y = self._validate_fit_data(X, y, reset=not warm)
-        return self._fit(X, y, classes=None, epochs=self.max_iter, incremental=warm)
+        return self._fit(X, y, epochs=self.max_iter, incremental=warm)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
@@ -174,13 +174,11 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         if first:
             # A label absent from this first chunk is still a class.
             self._prepare(X, y, classes, first_call=True)
-        return self._fit(X, y, classes=None, epochs=1, incremental=not first, partial=True)
+        return self._fit(X, y, epochs=1, incremental=not first, partial=True)
 
-    def _fit(self, X, y, classes, epochs, incremental, partial=False):
-        if not incremental and not partial:
-            y_idx = self._prepare(X, y, classes, first_call=True)
-        else:
-            y_idx = self._prepare(X, y, None, first_call=False)
+    def _fit(self, X, y, epochs, incremental, partial=False):
+        # partial_fit has set classes_ already (from its `classes`).
+        y_idx = self._prepare(X, y, None, first_call=not incremental and not partial)
         rng = check_random_state(self.random_state)
         if incremental:
             device = self.device_
