@@ -246,3 +246,11 @@ def test_verbose_logs_each_iteration_and_standardize(whitened_patches, caplog):
     Z = rica.transform(X[:3])
     expected = (Z @ rica.components_) * rica.scale_ + rica.mean_
     np.testing.assert_allclose(rica.inverse_transform(Z), expected, rtol=1e-6)
+
+
+def test_encoder_needs_a_learner_with_components(digits):
+    from sklearn.preprocessing import StandardScaler as NoComponents
+
+    X, _ = digits
+    with pytest.raises(ValueError, match="feature_learner must expose components_"):
+        ImageEncoder(NoComponents(), patch_size=3, n_patches=200, device="cpu").fit(X[:50])
