@@ -10,7 +10,7 @@ from sklearn.utils.validation import validate_data
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
 from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, per_layer
-from ._dictionary import DATA_KERNELS, KernelDictionary
+from ._dictionary import DATA_KERNELS, fit_layer_dictionary
 from .nn import LowRankLinear, PredictedConv2d, PredictedLinear
 from .nn._mlp import ACTIVATIONS
 from .nn._convnet import PredictedConvNet
@@ -306,16 +306,6 @@ class PredictedConvNetClassifier(TorchClassifierBase):
 
     # -------------------------------------------------------------- build
 
-    def _dictionary(self, spec, grid, data, n_in, rng, device):
-        kd = KernelDictionary(
-            spec["dictionary"], alpha_fraction=spec["alpha_fraction"],
-            n_columns=spec["n_columns"], length_scale=spec["length_scale"],
-            ridge=spec["ridge"], image_shape=grid, device=str(device), random_state=rng,
-        )
-        # Only data-driven kernels read the values; the others need the width.
-        kd.fit(data if data is not None else np.zeros((2, n_in), dtype=np.float32))
-        return kd
-
     def _build(self, X_t, n_classes, rng, generator, device):
         shape, specs, last_map = self._specs(X_t.shape[1])
         self.image_shape_ = shape
@@ -328,7 +318,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                 kd = None
             else:
                 grid = (kh, kw, c_in)
-                kd = self._dictionary(spec, grid, None, kh * kw * c_in, rng, device)
+                kd = fit_layer_dictionary(spec, kh * kw * c_in, None, rng, device, grid)
                 banks = [hwc_to_chw_rows(U, grid) for U in kd.dictionaries_]
                 layer = PredictedConv2d(c_in, c_out, (kh, kw), banks, padding="same", device=device)
             _training.reset_layer_(layer, generator)
@@ -349,17 +339,14 @@ class PredictedConvNetClassifier(TorchClassifierBase):
             if kind is None:
                 layer = torch.nn.Linear(n_in, out, device=device)
             elif kind == "lowrank":
-                m = out // spec["n_columns"]
-                rank = max(1, round(spec["alpha_fraction"] * n_in * m / (n_in + m)))
-                layer = LowRankLinear(n_in, out, rank, spec["n_columns"], device=device)
+                layer = LowRankLinear.for_fraction(n_in, out, spec["alpha_fraction"],
+                                                   spec["n_columns"], device=device)
             else:
-                data, grid = None, None
-                if kind in DATA_KERNELS:
-                    data = inputs.cpu().numpy()
-                elif kind in ("se", "dct"):
+                grid = None
+                if kind in ("se", "dct"):
                     # First dense layer: the grid of the last conv output.
                     grid = (last_map if j == 0 and convs else (1, n_in, 1))
-                kd = self._dictionary(spec, grid, data, n_in, rng, device)
+                kd = fit_layer_dictionary(spec, n_in, inputs, rng, device, grid)
                 Us = kd.dictionaries_
                 if grid is not None and j == 0 and convs:
                     Us = [hwc_to_chw_rows(U, grid) for U in Us]

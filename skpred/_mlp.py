@@ -2,13 +2,12 @@
 
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _training
 from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, per_layer
-from ._dictionary import DATA_KERNELS, DICTIONARY_BUILDERS, KernelDictionary
+from ._dictionary import DATA_KERNELS, DICTIONARY_BUILDERS, fit_layer_dictionary
 from .nn import LowRankLinear, PredictedLinear
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
 
@@ -327,31 +326,17 @@ class PredictedMLPClassifier(TorchClassifierBase):
         if kind is None:
             return torch.nn.Linear(n_in, size, device=device), None
         if kind == "lowrank":
-            m = size // spec["n_columns"]
-            rank = max(1, round(spec["alpha_fraction"] * n_in * m / (n_in + m)))
-            return LowRankLinear(n_in, size, rank, spec["n_columns"], device=device), None
+            layer = LowRankLinear.for_fraction(n_in, size, spec["alpha_fraction"],
+                                               spec["n_columns"], device=device)
+            return layer, None
         if kind in ("se", "dct"):
             # Layer 1 uses the image grid; higher layers a 1-D grid over units.
             image_shape = self.image_shape if i == 0 else (1, n_in)
         else:
             image_shape = self.image_shape if i == 0 else None
-        kd = KernelDictionary(
-            kind,
-            alpha_fraction=spec["alpha_fraction"],
-            n_columns=spec["n_columns"],
-            length_scale=spec["length_scale"],
-            ridge=spec["ridge"],
-            image_shape=image_shape,
-            ae_n_components=self.ae_n_components,
-            ae_max_iter=self.pretrain_epochs,
-            device=str(device),
-            random_state=rng,
-        )
-        if kind in DATA_KERNELS:
-            data = inputs.cpu().numpy()  # a view, not a copy, on the CPU
-        else:
-            data = np.zeros((2, n_in), dtype=np.float32)  # only the width is used
-        kd.fit(data)
+        kd = fit_layer_dictionary(spec, n_in, inputs, rng, device, image_shape,
+                                  ae_n_components=self.ae_n_components,
+                                  ae_max_iter=self.pretrain_epochs)
         return PredictedLinear(n_in, size, kd.dictionaries_, device=device), kd
 
     def _max_norm_step(self, layers):

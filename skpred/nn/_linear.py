@@ -318,6 +318,19 @@ class LowRankLinear(PredictedLinear):
         placeholder = torch.ones(n_columns, in_features, rank)
         super().__init__(in_features, out_features, placeholder, bias, device, dtype, path)
 
+    @classmethod
+    def for_fraction(cls, in_features: int, out_features: int, alpha_fraction: float,
+                     n_columns: int = 1, **kwargs) -> "LowRankLinear":
+        """The LowRank baseline whose learned share matches ``alpha_fraction``.
+
+        Per column of ``m`` units, ``rank * (in_features + m)`` weights are
+        learned against ``in_features * m`` for a dense layer, so the rank is
+        ``alpha_fraction * in_features * m / (in_features + m)`` (at least 1).
+        """
+        m = out_features // n_columns
+        rank = max(1, round(alpha_fraction * in_features * m / (in_features + m)))
+        return cls(in_features, out_features, rank, n_columns, **kwargs)
+
     def _register_dictionary(self, U_flat: Tensor) -> None:
         self.U = nn.Parameter(U_flat)
 
