@@ -22,11 +22,9 @@ _DEFAULT_AUTO_RIDGE = 1e-2
 
 def _layout(n_features, image_shape, kernel):
     """Image shape (rows, cols, channels) for grid kernels, else None."""
-    if kernel in ("se", "dct"):
-        return _kernels.infer_image_shape(n_features, image_shape)
-    if image_shape is not None:
-        # Validate it even where the kernel does not use it: a wrong shape is
-        # always a user error worth reporting.
+    # A given shape is validated even where the kernel does not use it: a
+    # wrong shape is always a user error worth reporting.
+    if kernel in ("se", "dct") or image_shape is not None:
         return _kernels.infer_image_shape(n_features, image_shape)
     return None
 
