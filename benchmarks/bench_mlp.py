@@ -123,7 +123,8 @@ def _skpred(dictionary, alpha):
         from skpred import PredictedMLPClassifier
 
         clf = PredictedMLPClassifier(
-            SIZES, dictionary=dictionary, alpha_fraction=alpha, solver="sgd",
+            SIZES, activation="sigmoid", dictionary=dictionary, alpha_fraction=alpha,
+            n_columns=1, solver="sgd",
             learning_rate_init=LR, momentum=MOMENTUM, batch_size=BATCH, weight_decay=WD,
             learning_rate_decay=1.0, max_norm=None, pretrain_epochs=5, max_iter=1,
             random_state=0, device="cpu",

@@ -23,9 +23,7 @@ from skpred import PredictedMLPClassifier
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 X, y = load_digits(return_X_y=True)
-pipe = make_pipeline(MinMaxScaler(), PredictedMLPClassifier(
-    (64,), dictionary="se", solver="adam", learning_rate_init=0.01, max_iter=20,
-    device="cpu", random_state=0))
+pipe = make_pipeline(MinMaxScaler(), PredictedMLPClassifier(max_iter=50, random_state=0))
 grid = {"predictedmlpclassifier__alpha_fraction": [0.1, 0.25, 0.5],
         "predictedmlpclassifier__n_columns": [1, 4]}
 search = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)

@@ -21,8 +21,9 @@ from skpred import PredictedMLPClassifier
 
 X, y = load_digits(return_X_y=True)
 X_tr, X_te, y_tr, y_te = train_test_split(X / 16, y, test_size=0.3, random_state=0, stratify=y)
-common = dict(hidden_layer_sizes=(64,), solver="adam", learning_rate_init=0.01, max_iter=40,
-              device="cpu", random_state=0)
+# Defaults throughout; image_shape says the 64 features are 8x8 pixels, so
+# dictionary="auto" predicts each feature with the smooth se kernel.
+common = dict(image_shape=(8, 8), random_state=0)
 
 # %%
 # Dense network, then predicted networks.
@@ -30,7 +31,7 @@ warnings.simplefilter("ignore", ConvergenceWarning)
 dense = PredictedMLPClassifier(dictionary=None, **common).fit(X_tr, y_tr)
 fractions, scores = [0.1, 0.25, 0.5, 0.75], []
 for f in fractions:
-    clf = PredictedMLPClassifier(dictionary="se", alpha_fraction=f, **common).fit(X_tr, y_tr)
+    clf = PredictedMLPClassifier(alpha_fraction=f, **common).fit(X_tr, y_tr)
     scores.append(clf.score(X_te, y_te))
     print(f"alpha={f}: learned {clf.fraction_learned_:.2f} of the weights, accuracy {scores[-1]:.3f}")
 

@@ -22,8 +22,7 @@ from skpred._kernels import predict_from_subset, se_kernel
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 X, y = load_digits(return_X_y=True)
-clf = PredictedMLPClassifier((32,), dictionary=None, solver="adam", learning_rate_init=1e-2,
-                             max_iter=60, max_norm=None, device="cpu", random_state=0).fit(X / 16, y)
+clf = PredictedMLPClassifier((32,), dictionary=None, random_state=0).fit(X / 16, y)
 W = clf.coefs_[0]  # (64, 32): one 8x8 feature per column
 K = se_kernel((8, 8), length_scale=1.0)
 rng = np.random.RandomState(0)

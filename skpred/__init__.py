@@ -5,10 +5,10 @@ weights as ``W = U V``: ``U`` a fixed dictionary that predicts a feature's
 full weights from a few of them, ``V`` the only part that is learned.
 """
 
-from ._conv import PredictedConvNetClassifier
+from ._conv import PAPER_CONVNET_SETTINGS, PredictedConvNetClassifier
 from ._dictionary import KernelDictionary
 from ._image import ImageEncoder, ZCAWhitening
-from ._mlp import PredictedMLPClassifier
+from ._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from ._rica import PredictedRICA
 
 __version__ = "0.1.0.dev0"
@@ -20,5 +20,7 @@ __all__ = [
     "PredictedRICA",
     "ZCAWhitening",
     "ImageEncoder",
+    "PAPER_MLP_SETTINGS",
+    "PAPER_CONVNET_SETTINGS",
     "__version__",
 ]

@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _training
 from .nn._linear import _Factored
 
-_PREDICT_BATCH = 4096
+# Rows per prediction chunk; every chunk is padded to it (predict_in_batches).
+_PREDICT_BATCH = 256
 
 # Constraints of the training parameters every classifier shares.
 TRAINING_CONSTRAINTS = {
@@ -28,7 +29,7 @@ TRAINING_CONSTRAINTS = {
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "learning_rate_decay": [Interval(Real, 1, None, closed="left")],
     "momentum": [Interval(Real, 0, 1, closed="both")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
     "shuffle": ["boolean"],
@@ -43,18 +44,9 @@ TRAINING_CONSTRAINTS = {
 }
 
 
-def per_layer(name, value, n_layers, what="hidden_layer_sizes",
-              is_scalar=lambda v: not isinstance(v, (tuple, list))):
-    """One value for every layer, or a tuple/list with one entry per layer."""
-    if is_scalar(value):
-        return [value] * n_layers
-    values = list(value)
-    if len(values) != n_layers:
-        raise ValueError(
-            f"{name} has {len(values)} entries but {what} has {n_layers} layer(s); "
-            f"pass one value for all layers or one per layer."
-        )
-    return values
+def resolve_batch_size(batch_size, n_samples):
+    """``"auto"`` is scikit-learn's ``min(200, n_samples)``; a number is kept."""
+    return min(200, n_samples) if batch_size == "auto" else batch_size
 
 
 class TorchStateMixin:
@@ -98,9 +90,10 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
     ``max_iter``, ``learning_rate_decay``, ``shuffle``, ``early_stopping``,
     ``validation_fraction``, ``n_iter_no_change``, ``tol``, ``device``,
     ``random_state``, ``verbose``, ``warm_start``) and
-    ``_build(X_t, n_classes, rng, generator, device) -> (module, dictionaries)``,
-    where ``module(x)`` returns logits and ``module.weight_layers()`` lists
-    its layers with weights, output last.
+    ``_build(X_t, n_classes, rng, generator, device) -> (module, dictionaries,
+    fitted)``, where ``module(x)`` returns logits, ``module.weight_layers()``
+    lists its layers with weights, output last, and ``fitted`` maps the names
+    of further fitted attributes (the resolved layer settings) to values.
     """
 
     _torch_modules = ("module_",)
@@ -200,7 +193,10 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
             X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
 
         if not incremental:
-            module, dictionaries = self._build(X_t, len(self.classes_), rng, generator, device)
+            module, dictionaries, fitted = self._build(X_t, len(self.classes_), rng, generator,
+                                                       device)
+            for name, value in fitted.items():
+                setattr(self, name, value)
             self.module_ = module
             self.dictionaries_ = dictionaries
             self.device_ = device
@@ -227,7 +223,8 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
 
         result = _training.train_epochs(
             module, batch_loss, X_t, y_t, self._optimizer,
-            epochs=epochs, batch_size=self.batch_size, shuffle=self.shuffle,
+            epochs=epochs, batch_size=resolve_batch_size(self.batch_size, X_t.shape[0]),
+            shuffle=self.shuffle,
             generator=generator, learning_rate_decay=self.learning_rate_decay,
             after_step=after_step, validation_score=validation_score if early else None,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
@@ -255,7 +252,7 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         learned weights as dynamic and its fixed U as static; an ordinary
         layer counts its whole weight as dynamic. ``fraction_learned_`` is
         the dynamic weights of the predicted layers over their full size
-        (DESIGN.md); biases are never counted.
+        (the paper's x-axis); biases are never counted.
         """
         dynamic = static = predicted_dynamic = predicted_dense = 0
         for layer in self.module_.weight_layers()[:-1]:
@@ -279,7 +276,10 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
         self.module_.eval()
-        return _training.predict_in_batches(self.module_, X, self._module_device(), _PREDICT_BATCH)
+        # Padded chunks: a row's prediction does not depend on the rows
+        # predicted with it.
+        return _training.predict_in_batches(self.module_, X, self._module_device(),
+                                            _PREDICT_BATCH, pad=True)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""

@@ -8,126 +8,41 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _kernels
+from ._layers import KERNELS, auto_dictionary, build_dictionaries
 
 __all__ = ["KernelDictionary"]
 
-# Ridge used by ridge="auto", relative to the kernel's scale (its mean
-# diagonal): the authors' 0.1 for se (whose diagonal is 1), and for the
-# empirical kernels 0.01 of the mean variance, which on MNIST pixels (mean
-# variance about 0.1) is the authors' absolute 0.001.
-_AUTO_RIDGE = {"se": 0.1}
-_DEFAULT_AUTO_RIDGE = 1e-2
+# The string options of `kernel`: every kind the core builds, and "auto".
+KERNEL_OPTIONS = frozenset(KERNELS) | {"auto"}
 
 
-def _layout(n_features, image_shape, kernel):
-    """Image shape (rows, cols, channels) for grid kernels, else None."""
-    # A given shape is validated even where the kernel does not use it: a
-    # wrong shape is always a user error worth reporting.
-    if kernel in ("se", "dct") or image_shape is not None:
-        return _kernels.infer_image_shape(n_features, image_shape)
-    return None
+def set_fitted_dictionary(kd, built, n_features):
+    """Give ``kd`` the fitted attributes of ``built`` (a LayerDictionaries)."""
+    kd.kernel_ = built.kind
+    kd.dictionaries_ = built.dictionaries
+    kd.alpha_indices_ = built.alphas
+    kd.n_atoms_ = built.n_atoms
+    kd.image_shape_ = built.image_shape
+    kd.ridge_ = built.ridge
+    kd.components_ = np.concatenate([U.T for U in built.dictionaries], axis=0)
+    kd.n_features_in_ = n_features
+    kd._n_features_out = kd.components_.shape[0]
+    return kd
 
 
-def _kernel_dictionaries(K_columns, n_features, n_atoms, n_columns, ridge, rng, n_channels=1):
-    """Kernel ridge dictionaries, one alpha per column.
+def layer_dictionary(built, spec, n_features, device="auto"):
+    """A fitted KernelDictionary holding a network layer's dictionaries.
 
-    ``K_columns(alpha)`` returns ``K[:, alpha]``, so ``se`` never builds the
-    full kernel matrix.
+    ``built`` comes from :func:`skpred._layers.build_dictionaries`; ``spec``
+    holds the layer's resolved settings. Nothing is fitted again: this is
+    how a network exposes its U as the transformer users know.
     """
-    alphas = _kernels.sample_alpha(n_features, n_atoms, rng, n_columns, n_channels)
-    dicts = []
-    for alpha in alphas:
-        K_xa = K_columns(alpha)
-        dicts.append(_kernels.ridge_predictor(K_xa, K_xa[alpha], ridge))
-    return dicts, alphas, ridge
-
-
-def _scaled_ridge(est, ridge, K):
-    """With ridge="auto", scale the ridge by the kernel's mean variance.
-
-    A data kernel's scale is the data's: the covariance of sigmoid
-    activations is ~100 times smaller than that of pixels. A fixed ridge
-    would then dominate K_aa and shrink U (and the gradient V sees) towards
-    zero; relative to the mean diagonal it acts alike on any data.
-    """
-    if est.ridge != "auto" or ridge is None:
-        return ridge
-    scale = float(np.mean(np.diag(K)))
-    return ridge * scale if scale > 0 else ridge
-
-
-def _build_se(est, X, n_features, shape, n_atoms, rng, ridge):
-    def K_columns(alpha):
-        return _kernels.se_kernel(shape, est.length_scale, columns=alpha)
-
-    return _kernel_dictionaries(K_columns, n_features, n_atoms, est.n_columns, ridge, rng, shape[2])
-
-
-def _data_kernel(fn):
-    def build(est, X, n_features, shape, n_atoms, rng, ridge):
-        K = fn(X)
-        ridge = _scaled_ridge(est, ridge, K)
-        return _kernel_dictionaries(lambda a: K[:, a], n_features, n_atoms, est.n_columns, ridge, rng)
-
-    return build
-
-
-def _build_callable(est, X, n_features, shape, n_atoms, rng, ridge):
-    K = np.asarray(est.kernel(X), dtype=np.float64)
-    if K.shape != (n_features, n_features):
-        raise ValueError(
-            f"The callable kernel must return an array of shape "
-            f"(n_features, n_features) = ({n_features}, {n_features}), got {K.shape}."
-        )
-    if not np.all(np.isfinite(K)):
-        raise ValueError("The callable kernel returned NaN or infinity.")
-    ridge = _scaled_ridge(est, ridge, K)
-    return _kernel_dictionaries(lambda a: K[:, a], n_features, n_atoms, est.n_columns, ridge, rng)
-
-
-def _build_dct(est, X, n_features, shape, n_atoms, rng, ridge):
-    atoms = _kernels.dct_atoms(shape)
-    alphas = _kernels.sample_alpha(n_features, n_atoms, rng, est.n_columns, shape[2])
-    return [atoms[:, a] for a in alphas], alphas, None
-
-
-def _build_ae(est, X, n_features, shape, n_atoms, rng, ridge):
-    from ._training import autoencoder_atoms  # torch only where needed
-
-    n_hidden = est.ae_n_components if est.ae_n_components is not None else 2 * n_features
-    if n_atoms > n_hidden:
-        raise ValueError(
-            f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
-            f"the n_atoms={n_atoms} requested per column."
-        )
-    atoms = autoencoder_atoms(X, n_hidden, epochs=est.ae_max_iter, random_state=rng, device=est.device)
-    alphas = _kernels.sample_alpha(n_hidden, n_atoms, rng, est.n_columns)
-    return [atoms[:, a] for a in alphas], alphas, None
-
-
-def _build_random(est, X, n_features, shape, n_atoms, rng, ridge):
-    dicts = [_kernels.random_dictionary(n_features, n_atoms, rng) for _ in range(est.n_columns)]
-    return dicts, [None] * est.n_columns, None
-
-
-def _build_randcon(est, X, n_features, shape, n_atoms, rng, ridge):
-    alphas = _kernels.sample_alpha(n_features, n_atoms, rng, est.n_columns)
-    return [_kernels.randcon_dictionary(n_features, a) for a in alphas], alphas, None
-
-
-# One registry for the string option `kernel`: its keys are the StrOptions set.
-DICTIONARY_BUILDERS = {
-    "se": _build_se,
-    "emp": _data_kernel(_kernels.empirical_kernel),
-    "emp2": _data_kernel(_kernels.empirical_squared_kernel),
-    "dct": _build_dct,
-    "ae": _build_ae,
-    "random": _build_random,
-    "randcon": _build_randcon,
-}
-# Kernels whose U depends on the training data.
-DATA_KERNELS = frozenset({"emp", "emp2", "ae"})
+    kd = KernelDictionary(
+        built.kind, alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
+        length_scale=spec["length_scale"], ridge=spec["ridge"],
+        image_shape=built.image_shape, device=str(device),
+    )
+    return set_fitted_dictionary(kd, built, n_features)
 
 
 class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -146,8 +61,13 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     Parameters
     ----------
-    kernel : {"se", "emp", "emp2", "dct", "ae", "random", "randcon"} or callable, default="se"
+    kernel : {"auto", "se", "emp", "emp2", "dct", "ae", "random", "randcon"} or callable, default="auto"
         How ``U`` is built:
+
+        - ``"auto"``: the paper's rule, ``"se"`` when ``image_shape`` is
+          given (the input is an image grid) and ``"emp"`` otherwise. The
+          number of features alone never makes an input an image: 64
+          tabular features get ``"emp"``. The kernel used is ``kernel_``.
 
         - ``"se"``: kernel ridge regression with a squared-exponential kernel
           over pixel coordinates (zero across channels, one spatial sample of
@@ -190,8 +110,9 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         callable kernels only.
     image_shape : tuple of int or None, default=None
         ``(rows, cols)`` or ``(rows, cols, channels)`` of the flattened input,
-        in C-order (channels last). ``None`` infers a square grayscale image
-        when ``n_features`` is a perfect square (needed by ``se`` and ``dct``).
+        in C-order (channels last). With ``None``, an explicit ``"se"`` or
+        ``"dct"`` kernel infers a square grayscale image when ``n_features``
+        is a perfect square, and ``"auto"`` takes the input as not an image.
     ae_n_components : int or None, default=None
         Number of autoencoder atoms for ``kernel="ae"``; None means twice
         ``n_features``. ``n_atoms`` are drawn from them per column.
@@ -208,6 +129,9 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     Attributes
     ----------
+    kernel_ : str
+        The kernel used: ``kernel`` with ``"auto"`` resolved (``"callable"``
+        for a callable).
     components_ : ndarray of shape (n_columns * `n_atoms_`, `n_features_in_`)
         All dictionaries stacked as rows, ``[U_1.T; ...; U_C.T]``, so that
         ``transform(X) == X @ components_.T`` (like PCA).
@@ -250,7 +174,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     """
 
     _parameter_constraints = {
-        "kernel": [StrOptions(set(DICTIONARY_BUILDERS)), callable],
+        "kernel": [StrOptions(set(KERNEL_OPTIONS)), callable],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right")],
         "n_atoms": [Interval(Integral, 1, None, closed="left"), None],
         "n_columns": [Interval(Integral, 1, None, closed="left")],
@@ -265,7 +189,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def __init__(
         self,
-        kernel="se",
+        kernel="auto",
         *,
         alpha_fraction=0.25,
         n_atoms=None,
@@ -290,31 +214,6 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.device = device
         self.random_state = random_state
 
-    def _resolved_ridge(self):
-        if self.ridge != "auto":
-            return self.ridge
-        name = self.kernel if isinstance(self.kernel, str) else None
-        return _AUTO_RIDGE.get(name, _DEFAULT_AUTO_RIDGE)
-
-    def _n_atoms(self, n_features, shape):
-        """Atoms per column; a multiple of the channels for grid kernels."""
-        channels = shape[2] if shape is not None and self.kernel in ("se", "dct") else 1
-        n_pixels = n_features // channels
-        if self.n_atoms is not None:
-            if self.n_atoms > n_features:
-                raise ValueError(
-                    f"n_atoms={self.n_atoms} exceeds the number of input features "
-                    f"({n_features})."
-                )
-            if self.n_atoms % channels:
-                raise ValueError(
-                    f"n_atoms={self.n_atoms} must be a multiple of the number of "
-                    f"channels ({channels}) for the {self.kernel!r} kernel, which "
-                    f"samples whole pixels."
-                )
-            return self.n_atoms
-        return channels * _kernels.n_atoms_for(n_pixels, alpha_fraction=self.alpha_fraction)
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Build one dictionary per column.
@@ -333,27 +232,17 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             Fitted transformer.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        n_features = X.shape[1]
-        name = self.kernel if isinstance(self.kernel, str) else "callable"
-        if (name in DATA_KERNELS or name == "callable") and X.shape[0] < 2:
-            raise ValueError(
-                f"The {name!r} kernel is estimated from data and needs at least 2 "
-                f"samples, got n_samples={X.shape[0]}."
-            )
-        shape = _layout(n_features, self.image_shape, name)
-        n_atoms = self._n_atoms(n_features, shape)
-        rng = check_random_state(self.random_state)
-        build = _build_callable if name == "callable" else DICTIONARY_BUILDERS[name]
-        ridge = self._resolved_ridge()
-        dicts, alphas, ridge_used = build(self, X, n_features, shape, n_atoms, rng, ridge)
-
-        self.dictionaries_ = dicts
-        self.alpha_indices_ = alphas
-        self.n_atoms_ = n_atoms
-        self.image_shape_ = shape
-        self.ridge_ = ridge_used
-        self.components_ = np.concatenate([U.T for U in dicts], axis=0)
-        self._n_features_out = self.components_.shape[0]
+        kernel = self.kernel
+        if kernel == "auto":
+            kernel = auto_dictionary(self.image_shape is not None)
+        built = build_dictionaries(
+            kernel, X.shape[1], X, check_random_state(self.random_state),
+            alpha_fraction=self.alpha_fraction, n_atoms=self.n_atoms, n_columns=self.n_columns,
+            length_scale=self.length_scale, ridge=self.ridge, image_shape=self.image_shape,
+            ae_n_components=self.ae_n_components, ae_max_iter=self.ae_max_iter,
+            device=self.device,
+        )
+        set_fitted_dictionary(self, built, X.shape[1])
         return self
 
     def transform(self, X):

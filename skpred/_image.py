@@ -5,6 +5,7 @@ learning (e.g. PredictedRICA) -> dense convolutional extraction -> encoding
 -> sum pooling over the four image quadrants.
 """
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,19 +23,35 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
+from ._rica import PredictedRICA
 
 __all__ = ["ZCAWhitening", "ImageEncoder", "sample_patches", "normalize_patches"]
 
 
+# patch_size="auto": Coates et al.'s 6x6, shrunk to fit smaller images.
+_AUTO_PATCH = 6
+
+
 def _image_shape(n_features, image_shape):
+    """(rows, cols, channels) and whether the images are 1-D signals.
+
+    None: a square grayscale image when n_features is a perfect square,
+    else a 1-D signal of n_features values.
+    """
     if image_shape == "1d":
-        return (1, n_features, 1)
-    return _kernels.infer_image_shape(n_features, image_shape)
+        return (1, n_features, 1), True
+    if image_shape is None:
+        side = math.isqrt(n_features)
+        if side * side != n_features:
+            return (1, n_features, 1), True
+    return _kernels.infer_image_shape(n_features, image_shape), False
 
 
 def _patch_hw(patch_size, image_shape, one_d):
-    ph, pw = (1, int(patch_size)) if one_d else (int(patch_size), int(patch_size))
     rows, cols, _ = image_shape
+    if patch_size == "auto":
+        return (1 if one_d else min(_AUTO_PATCH, rows)), min(_AUTO_PATCH, cols)
+    ph, pw = (1, int(patch_size)) if one_d else (int(patch_size), int(patch_size))
     if ph > rows or pw > cols:
         raise ValueError(
             f"patch_size={patch_size} is larger than the {rows}x{cols} images."
@@ -179,15 +196,26 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Parameters
     ----------
-    feature_learner : estimator with ``fit`` and ``components_``
-    patch_size : int, default=6
+    feature_learner : estimator with ``fit`` and ``components_``, default=None
+        Cloned and fitted on the whitened patches. None is
+        ``PredictedRICA()`` with its defaults (64 features; ``se`` features,
+        since the encoder passes it the patch shape as ``image_shape``).
+        A learner whose ``image_shape`` or ``random_state`` is None gets the
+        patch shape and a seed drawn from ``random_state``.
+    patch_size : int or "auto", default="auto"
+        Side of the square patches. "auto" is 6 (Coates et al.), shrunk to
+        the image's side for smaller images (to the signal's length for 1-D
+        signals); the patch used is ``patch_shape_``. A given size larger
+        than the images is an error.
     stride : int, default=1
     n_patches : int, default=10000
         Random training patches.
     image_shape : tuple, "1d" or None, default=None
         ``(rows, cols)`` or ``(rows, cols, channels)`` of the flattened,
-        channels-last images; None infers square grayscale; "1d": 1-row
-        signals with ``1 x patch_size`` patches.
+        channels-last images; None infers a square grayscale image when
+        ``n_features`` is a perfect square and a 1-D signal otherwise;
+        "1d": 1-row signals with ``1 x patch_size`` patches. The grid used is
+        ``image_shape_``.
     encoding : {"abs", "soft_threshold", "relu_split"}, default="soft_threshold"
         ``|z|``, ``max(0, z - threshold)``, or ``[max(0, z), max(0, -z)]``.
     threshold : float, default=0.25
@@ -202,7 +230,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Attributes
     ----------
-    feature_learner_ : fitted clone of ``feature_learner``
+    feature_learner_ : fitted clone of ``feature_learner`` (or the default PredictedRICA)
     whitener_ : ZCAWhitening
     image_shape_ : tuple (rows, cols, channels)
     patch_shape_ : tuple (ph, pw, channels)
@@ -217,11 +245,14 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     ...                    patch_size=3, n_patches=2000, random_state=0, device="cpu")
     >>> enc.fit_transform(X[:100] / 16).shape
     (100, 64)
+    >>> enc = ImageEncoder(random_state=0, device="cpu").fit(X[:300] / 16)
+    >>> enc.patch_shape_, enc.feature_learner_.dictionary_.kernel_
+    ((6, 6, 1), 'se')
     """
 
     _parameter_constraints = {
-        "feature_learner": [HasMethods(["fit"])],
-        "patch_size": [Interval(Integral, 1, None, closed="left")],
+        "feature_learner": [HasMethods(["fit"]), None],
+        "patch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "n_patches": [Interval(Integral, 2, None, closed="left")],
         "image_shape": [tuple, list, StrOptions({"1d"}), None],
@@ -234,7 +265,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "random_state": ["random_state"],
     }
 
-    def __init__(self, feature_learner, *, patch_size=6, stride=1, n_patches=10000,
+    def __init__(self, feature_learner=None, *, patch_size="auto", stride=1, n_patches=10000,
                  image_shape=None, encoding="soft_threshold", threshold=0.25,
                  norm_epsilon=0.01, zca_epsilon=0.1, chunk_size=2**22, device="auto",
                  random_state=None):
@@ -254,13 +285,16 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        shape = _image_shape(X.shape[1], self.image_shape)
-        ph, pw = _patch_hw(self.patch_size, shape, self.image_shape == "1d")
+        shape, one_d = _image_shape(X.shape[1], self.image_shape)
+        ph, pw = _patch_hw(self.patch_size, shape, one_d)
         rng = check_random_state(self.random_state)
         P = sample_patches(X, shape, (ph, pw), self.n_patches, rng)
         P = normalize_patches(P, self.norm_epsilon)
         self.whitener_ = ZCAWhitening(epsilon=self.zca_epsilon).fit(P)
-        learner = clone(self.feature_learner)
+        if self.feature_learner is None:
+            learner = PredictedRICA(device=self.device)
+        else:
+            learner = clone(self.feature_learner)
         if "random_state" in learner.get_params() and learner.get_params()["random_state"] is None:
             learner.set_params(random_state=rng.randint(2**31 - 1))
         if "image_shape" in learner.get_params() and learner.get_params()["image_shape"] is None:

@@ -17,7 +17,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _training
 from ._base import TorchStateMixin
-from ._dictionary import DICTIONARY_BUILDERS, KernelDictionary
+from ._dictionary import layer_dictionary
+from ._layers import KERNELS, auto_dictionary, build_dictionaries
 from .nn import PredictedLinear
 
 __all__ = ["PredictedRICA", "rica_objective", "CONTRASTS"]
@@ -73,8 +74,12 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         ``g(u) = log cosh(u)`` or ``sqrt(u^2 + epsilon)``.
     epsilon : float, default=1e-2
         Smoothing of the ``sqrt`` contrast.
-    dictionary : str or None, default="se"
+    dictionary : "auto", str or None, default="auto"
         Any :class:`KernelDictionary` kernel; None is ordinary RICA.
+        ``"auto"`` is the paper's rule: ``"se"`` (smooth features) when
+        ``image_shape`` is given, i.e. the inputs are image patches (as
+        :class:`ImageEncoder` passes them), and the data-driven ``"emp"``
+        otherwise. The kernel used is ``dictionary_.kernel_``.
     alpha_fraction : float in (0, 1], default=0.5
     n_columns : int or None, default=None
         Columns splitting the features, each with its own alpha. None gives
@@ -87,7 +92,9 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
     ridge : float, None or "auto", default="auto"
     image_shape : tuple of int or None, default=None
         ``(rows, cols)`` or ``(rows, cols, channels)`` of a patch (colour
-        patches channels-last); None infers a square grayscale patch.
+        patches channels-last). With None, an explicit ``"se"``/``"dct"``
+        infers a square grayscale patch, and ``"auto"`` takes the input as
+        not an image.
     solver : {"lbfgs", "adam"}, default="lbfgs"
         Full-batch L-BFGS with a strong Wolfe line search, or minibatch Adam
         for large patch sets.
@@ -162,7 +169,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         "sparsity": [Interval(Real, 0, None, closed="left")],
         "contrast": [StrOptions(set(CONTRASTS))],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "dictionary": [StrOptions(set(DICTIONARY_BUILDERS)), None],
+        "dictionary": [StrOptions(set(KERNELS) | {"auto"}), None],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right")],
         "n_columns": [Interval(Integral, 1, None, closed="left"), None],
         "length_scale": [Interval(Real, 0, None, closed="neither"), tuple],
@@ -187,7 +194,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         sparsity=0.1,
         contrast="logcosh",
         epsilon=1e-2,
-        dictionary="se",
+        dictionary="auto",
         alpha_fraction=0.5,
         n_columns=None,
         length_scale=1.0,
@@ -238,11 +245,17 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
                 f"n_columns={n_columns} must divide n_components={self.n_components}: "
                 f"features are split equally among columns."
             )
-        kd = KernelDictionary(
-            self.dictionary, alpha_fraction=self.alpha_fraction, n_columns=n_columns,
+        kind = self.dictionary
+        if kind == "auto":
+            kind = auto_dictionary(self.image_shape is not None)
+        built = build_dictionaries(
+            kind, n_features, X, rng, alpha_fraction=self.alpha_fraction, n_columns=n_columns,
             length_scale=self.length_scale, ridge=self.ridge, image_shape=self.image_shape,
-            device=str(device), random_state=rng,
-        ).fit(X)
+            device=device)
+        kd = layer_dictionary(
+            built, dict(alpha_fraction=self.alpha_fraction, n_columns=n_columns,
+                        length_scale=self.length_scale, ridge=self.ridge),
+            n_features, self.device)
         layer = PredictedLinear(n_features, self.n_components, kd.dictionaries_, bias=False,
                                 device=device)
         layer.reset_parameters(generator)

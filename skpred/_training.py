@@ -163,10 +163,10 @@ def train_epochs(
         Called after every optimiser step (e.g. the max-norm constraint).
     validation_score : callable or None
         Early stopping on a held-out set: called after every epoch, higher is
-        better; training stops when it has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs and the best epoch's weights are restored.
-        Without it, training stops when the training loss has not improved by
-        ``tol`` for ``n_iter_no_change`` epochs (as scikit-learn's MLP).
+        better; training stops when it has not improved on the best by
+        ``tol`` for more than ``n_iter_no_change`` epochs in a row, and the
+        best epoch's weights are restored. Without it, the same rule applies
+        to the training loss (scikit-learn's MLP semantics).
 
     Ctrl-C stops training cleanly, with a warning, keeping the weights.
     """
@@ -218,19 +218,17 @@ def train_epochs(
                 message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}"
             if verbose:
                 logger.info(message)
-            if current > best + tol:
-                best, stale = current, 0
+            # scikit-learn's MLP rule: an epoch that does not beat the best
+            # by tol counts as no improvement; the best is still updated by
+            # any gain (and its weights kept, to restore); stop after more
+            # than n_iter_no_change such epochs in a row.
+            stale = 0 if current > best + tol else stale + 1
+            if current > best:
+                best = current
                 if validation_score is not None:
                     best_state = copy.deepcopy(module.state_dict())
                     result.best_epoch = epoch
-            else:
-                stale += 1
-                if current > best and validation_score is not None:
-                    # Better, if not by tol: still the weights to restore.
-                    best = current
-                    best_state = copy.deepcopy(module.state_dict())
-                    result.best_epoch = epoch
-            if stale >= n_iter_no_change:
+            if stale > n_iter_no_change:
                 result.converged = True
                 break
     except KeyboardInterrupt:
@@ -252,15 +250,22 @@ def train_epochs(
 
 
 @torch.no_grad()
-def predict_in_batches(fn, X, device, batch_size=4096, dtype=torch.float32):
+def predict_in_batches(fn, X, device, batch_size=4096, dtype=torch.float32, pad=False):
     """Apply ``fn`` to X in chunks on ``device``; return one CPU numpy array.
 
     Memory on the device stays bounded by the chunk size, whatever len(X).
+    With ``pad``, every chunk is padded with zero rows to ``batch_size``, so
+    each row goes through the same kernels whatever the number of rows
+    predicted with it: BLAS and oneDNN pick their algorithms (and summation
+    orders) by batch size, which otherwise changes results at 1e-7.
     """
     outputs = []
     for start in range(0, X.shape[0], batch_size):
         xb = torch.as_tensor(X[start:start + batch_size], dtype=dtype).to(device)
-        outputs.append(fn(xb).cpu())
+        n = xb.shape[0]
+        if pad and n < batch_size:
+            xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
+        outputs.append(fn(xb)[:n].cpu())
     if not outputs:
         raise ValueError("Cannot predict on an empty array.")
     return torch.cat(outputs).numpy()
@@ -325,7 +330,8 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or tensor of shape (n_samples, n_features)
+        A tensor is used where it lives (no copy through the host).
     n_atoms : int
         Number of hidden units (atoms).
     random_state : numpy RandomState
@@ -335,9 +341,13 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
     atoms : ndarray of shape (n_features, n_atoms)
         The encoder's weight vectors, each scaled to unit norm.
     """
-    device = resolve_device(device)
+    if torch.is_tensor(X):
+        X_t = X.detach().to(dtype=torch.float32)
+        device = X_t.device
+    else:
+        device = resolve_device(device)
+        X_t = to_device(X, device)
     generator = torch_generator(random_state)
-    X_t = to_device(X, device)
     layer = nn.Linear(X.shape[1], n_atoms, device=device)
     reset_linear_(layer, generator)
     fit_tied_autoencoder(

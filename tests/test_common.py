@@ -1,4 +1,13 @@
-"""scikit-learn API compliance for every public estimator (one file owns it)."""
+"""scikit-learn API compliance for every public estimator (one file owns it).
+
+Every estimator is checked as a user gets it: constructed with its
+defaults, with only ``device="cpu"`` (the checks compare runs, and CPU runs
+are deterministic) and ``random_state=0`` set. The only skips reported by
+this module are scikit-learn's own array-API checks, which it skips unless
+SCIPY_ARRAY_API is set.
+"""
+
+import inspect
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -11,40 +20,20 @@ from skpred import (
     ZCAWhitening,
 )
 
+PUBLIC_ESTIMATORS = [
+    KernelDictionary, PredictedMLPClassifier, PredictedConvNetClassifier, PredictedRICA,
+    ZCAWhitening, ImageEncoder,
+]
+
+
+def _default_instance(cls):
+    params = inspect.signature(cls.__init__).parameters
+    fixed = {k: v for k, v in (("device", "cpu"), ("random_state", 0)) if k in params}
+    return cls(**fixed)
+
 
 def _estimators():
-    # Cheap settings. The grid kernels (se, dct) need an image-shaped input
-    # and the common checks feed arbitrary n_features, so the checks run the
-    # dictionaries that accept any width. alpha_fraction=1.0 for the
-    # classifiers: check_classifiers_train uses 2-feature blobs, where 0.5
-    # would leave a single atom. The skips reported by this
-    # module are scikit-learn's own array-API checks, which it skips unless
-    # SCIPY_ARRAY_API is set.
-    return [
-        KernelDictionary("emp", alpha_fraction=0.5, n_columns=2, random_state=0),
-        KernelDictionary("random", alpha_fraction=0.5, random_state=0),
-        KernelDictionary("randcon", alpha_fraction=0.5, random_state=0),
-        PredictedMLPClassifier(
-            hidden_layer_sizes=(16,), dictionary="random", alpha_fraction=1.0,
-            solver="adam", learning_rate_init=0.02, max_iter=30, batch_size=32,
-            device="cpu", random_state=0,
-        ),
-        # image_shape="1d": the checks' inputs are not images, so the tiny
-        # network convolves along the feature axis (1x1 kernels fit any width).
-        PredictedConvNetClassifier(
-            conv_layers=((4, 1, 1),), dense_layers=(16,), image_shape="1d",
-            dictionary="random", alpha_fraction=1.0, n_columns=1, solver="adam",
-            learning_rate_init=0.02, max_iter=30, batch_size=32, device="cpu", random_state=0,
-        ),
-        PredictedRICA(n_components=3, dictionary="random", alpha_fraction=1.0, max_iter=5,
-                      device="cpu", random_state=0),
-        ZCAWhitening(epsilon=0.1),
-        # "1d" images and 1-pixel patches: again, the checks' inputs are not images.
-        ImageEncoder(
-            PredictedRICA(n_components=2, dictionary=None, max_iter=3, device="cpu"),
-            patch_size=1, image_shape="1d", n_patches=50, device="cpu", random_state=0,
-        ),
-    ]
+    return [_default_instance(cls) for cls in PUBLIC_ESTIMATORS]
 
 
 @parametrize_with_checks(_estimators())
@@ -52,9 +41,14 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-def test_every_parameter_has_a_validation_constraint():
-    import inspect
+def test_checked_instances_differ_from_defaults_only_in_device_and_seed():
+    for est in _estimators():
+        defaults = type(est)().get_params()
+        changed = {k for k, v in est.get_params().items() if defaults[k] != v}
+        assert changed <= {"device", "random_state"}, (type(est).__name__, changed)
 
+
+def test_every_parameter_has_a_validation_constraint():
     for est in _estimators():
         params = set(inspect.signature(type(est).__init__).parameters) - {"self"}
         assert params == set(type(est)._parameter_constraints), type(est).__name__

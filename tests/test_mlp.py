@@ -32,13 +32,13 @@ def split(digits):
 
 @pytest.fixture(scope="module")
 def two_layer(split):
-    """The paper's default (se, emp) network, small; never mutated by tests."""
+    """The paper's (se, emp) sigmoid network, small; never mutated by tests."""
     X_tr, _, y_tr, _ = split
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return PredictedMLPClassifier(
-            (60, 40), n_columns=(2, 4), alpha_fraction=(0.25, 0.5), max_iter=40,
-            random_state=0, **FAST
+            (60, 40), activation="sigmoid", dictionary=("se", "emp"), n_columns=(2, 4),
+            alpha_fraction=(0.25, 0.5), max_iter=40, random_state=0, **FAST
         ).fit(X_tr, y_tr)
 
 
@@ -320,7 +320,8 @@ def test_bad_data(digits):
 
 def test_keyboard_interrupt_keeps_the_weights(split, monkeypatch):
     X_tr, _, y_tr, _ = split
-    clf = PredictedMLPClassifier((16,), dictionary="se", max_iter=50, random_state=0, **FAST)
+    clf = PredictedMLPClassifier((16,), dictionary="se", max_iter=50, batch_size=100,
+                                 random_state=0, **FAST)
     calls = {"n": 0}
     original = torch.optim.Adam.step
 

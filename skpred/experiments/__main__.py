@@ -1,8 +1,10 @@
 """Entry point: ``python -m skpred.experiments NAME [options]`` (or the
 ``skpred-experiments`` console script).
 
-NAME is a figure (fig1, fig4, fig5, fig6), ``demo`` (the README's main
-job), or ``plot FIGURE --out DIR`` to redraw a figure from saved results.
+NAME is a figure (fig1, fig4, fig5, fig6), ``demo`` (the dense and SE-Emp
+networks at four alpha fractions, trained longer), or ``plot FIGURE --out
+DIR`` to redraw a figure from saved results. The README's main job
+(``make demo``) is ``fig4 --quick``.
 """
 
 import importlib

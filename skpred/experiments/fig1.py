@@ -2,7 +2,7 @@
 
 Post-hoc prediction: take learned features, keep their values at a random
 subset alpha of locations, predict the rest by kernel ridge regression with
-the se kernel (DESIGN.md), and measure the relative error of the prediction
+the se kernel, and measure the relative error of the prediction
 as the kept fraction varies. Features: layer-1 features of an MLP trained on
 MNIST digits, and RICA features of natural image patches; white noise of the
 same shape is the unpredictable baseline. The plot shows
@@ -15,7 +15,7 @@ from sklearn.datasets import load_sample_images
 
 from .. import _kernels
 from .._image import ZCAWhitening, normalize_patches, sample_patches
-from .._mlp import PredictedMLPClassifier
+from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from .._rica import PredictedRICA
 from ..datasets import load_mnist
 from . import _common
@@ -37,9 +37,11 @@ COLUMNS = ["source", "kept_fraction", "mean_relative_error", "std_relative_error
 
 def mlp_features(cfg, args):
     X, y = load_mnist(args.data, return_X_y=True) if args.data else load_mnist(return_X_y=True)
-    clf = PredictedMLPClassifier((cfg["mlp_hidden"],), dictionary=None, solver="adam",
-                                 learning_rate_init=1e-3, max_iter=cfg["mlp_epochs"],
-                                 max_norm=None, device=args.device, random_state=args.seed)
+    # The paper's sigmoid network and schedule, dense, trained with Adam.
+    clf = PredictedMLPClassifier(**dict(
+        PAPER_MLP_SETTINGS, hidden_layer_sizes=(cfg["mlp_hidden"],), dictionary=None,
+        pretrain=False, solver="adam", learning_rate_init=1e-3, max_iter=cfg["mlp_epochs"],
+        max_norm=None, device=args.device, random_state=args.seed))
     _common.timed_fit(clf, X, y)
     return clf.coefs_[0]  # (784, units): one feature per column
 

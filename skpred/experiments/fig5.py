@@ -10,7 +10,7 @@ MNIST digits instead.
 
 from sklearn.model_selection import train_test_split
 
-from .._conv import PredictedConvNetClassifier
+from .._conv import PAPER_CONVNET_SETTINGS, PredictedConvNetClassifier
 from ..datasets import load_cifar10, load_mnist
 from . import _common
 
@@ -25,6 +25,18 @@ PRESETS = {
                  lr=3e-3, solver="adam", n_train=300),
 }
 COLUMNS = ["model", "alpha_fraction", "fraction_learned", "test_error", "seconds"]
+
+
+def settings(cfg, dictionary, frac, shape, args):
+    """The estimator's parameters for one point: the paper's network and
+    schedule (PAPER_CONVNET_SETTINGS) with the preset's architecture,
+    optimiser and epochs."""
+    return dict(
+        PAPER_CONVNET_SETTINGS, conv_layers=cfg["conv"], dense_layers=cfg["dense"],
+        image_shape=shape, dictionary=dictionary, alpha_fraction=frac, n_columns=cfg["columns"],
+        solver=cfg["solver"], learning_rate_init=cfg["lr"], max_iter=cfg["max_iter"],
+        device=args.device, random_state=args.seed,
+    )
 
 
 def load(args):
@@ -45,14 +57,9 @@ def run(args):
         X_tr, y_tr = X_tr[:cfg["n_train"]], y_tr[:cfg["n_train"]]
     _common.progress(f"fig5 ({args.preset}): {len(X_tr)} train / {len(X_te)} test images {shape}")
     rows = []
-    settings = [("dense", None, 1.0)] + [("se", "se", f) for f in cfg["fractions"]]
-    for model, dictionary, frac in settings:
-        clf = PredictedConvNetClassifier(
-            cfg["conv"], cfg["dense"], image_shape=shape, dictionary=dictionary,
-            alpha_fraction=frac, n_columns=cfg["columns"], solver=cfg["solver"],
-            learning_rate_init=cfg["lr"], max_iter=cfg["max_iter"], device=args.device,
-            random_state=args.seed,
-        )
+    points = [("dense", None, 1.0)] + [("se", "se", f) for f in cfg["fractions"]]
+    for model, dictionary, frac in points:
+        clf = PredictedConvNetClassifier(**settings(cfg, dictionary, frac, shape, args))
         seconds = _common.timed_fit(clf, X_tr, y_tr)
         row = dict(model=model, alpha_fraction=frac, fraction_learned=round(clf.fraction_learned_, 5),
                    test_error=round(1 - clf.score(X_te, y_te), 5),

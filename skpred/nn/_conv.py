@@ -125,12 +125,17 @@ class PredictedConv2d(_Factored):
         # Grouped 1x1 conv: output c*m + j reads atoms c*a .. c*a + a - 1.
         return self.V.transpose(1, 2).reshape(self.out_channels, self.n_atoms, 1, 1)
 
-    def _pool_is_cheaper(self, n_positions: int) -> bool:
+    def _pool_is_cheaper(self, n_positions: Optional[int]) -> bool:
+        """Whether the bank-then-mix ordering costs fewer multiply-adds.
+
+        ``n_positions=None`` amortises the filters' materialisation away, so
+        the choice (and the result) does not depend on the batch.
+        """
         if self.path != "auto":
             return self.path == "pool"
         C, a, out, k = self.n_columns, self.n_atoms, self.out_channels, self.fan_in
         pool = C * a * k + a * out
-        dense = out * k + k * a * out / max(n_positions, 1)
+        dense = out * k + (k * a * out / max(n_positions, 1) if n_positions is not None else 0)
         return pool <= dense
 
     def _out_positions(self, x: Tensor) -> int:
@@ -148,7 +153,8 @@ class PredictedConv2d(_Factored):
 
     def forward(self, input: Tensor) -> Tensor:
         conv = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-        if self._pool_is_cheaper(self._out_positions(input)):
+        # Training picks the ordering for its batch; evaluation one per layer.
+        if self._pool_is_cheaper(self._out_positions(input) if self.training else None):
             z = F.conv2d(input, self.U, None, **conv)
             return F.conv2d(z, self._mix_weight(), self.bias, groups=self.n_columns)
         return F.conv2d(input, self.weight, self.bias, **conv)

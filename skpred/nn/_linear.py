@@ -107,7 +107,7 @@ class PredictedLinear(_Factored):
     learned coefficients ``V_c`` (``n_atoms x out_features / C``, a Parameter).
 
     The forward pass takes the cheaper of two exact orderings for the batch
-    at hand (DESIGN.md, "Cost of the two ways"):
+    at hand (user guide, "The method"):
 
     - ``"pool"``: ``(x U) V``, a fixed linear pooling then a small dense map;
       ``C*a*in + a*out`` multiply-adds per sample.
@@ -192,12 +192,18 @@ class PredictedLinear(_Factored):
         """
         init_factored_(self.V, self.bias, self.dictionaries, self.in_features, generator)
 
-    def _pool_is_cheaper(self, batch: int) -> bool:
+    def _pool_is_cheaper(self, batch: Optional[int]) -> bool:
+        """Whether ``(x U) V`` costs fewer multiply-adds than ``x (U V)``.
+
+        ``batch=None`` compares per-sample costs with W's materialisation
+        amortised away: the choice then does not depend on how a prediction
+        is split into batches, so results do not either.
+        """
         if self.path != "auto":
             return self.path == "pool"
         n_in, n_out, a, C = self.in_features, self.out_features, self.n_atoms, self.n_columns
         pool = C * a * n_in + a * n_out
-        dense = n_in * a * n_out / max(batch, 1) + n_in * n_out
+        dense = n_in * n_out + (n_in * a * n_out / max(batch, 1) if batch is not None else 0)
         return pool <= dense
 
     def _weight_in_out(self) -> Tensor:
@@ -214,7 +220,8 @@ class PredictedLinear(_Factored):
         lead = input.shape[:-1]
         x = input.reshape(-1, self.in_features)
         B = x.shape[0]
-        if self._pool_is_cheaper(B):
+        # Training picks the ordering for its batch; evaluation one per layer.
+        if self._pool_is_cheaper(B if self.training else None):
             z = x @ self.U  # (B, C*a): every column's pooling in one GEMM
             if self.n_columns == 1:
                 out = z @ self.V[0]

@@ -1,0 +1,331 @@
+"""Per-layer dictionaries and settings: the one path every estimator uses.
+
+Core layer (no estimator is imported here). Two pure functions:
+
+- :func:`build_dictionaries` builds the fixed factors ``U_1 .. U_C`` of one
+  predicted layer from ``(kind, n_in, data or None, rng, options)``.
+  :class:`~skpred.KernelDictionary`, both network classifiers and
+  :class:`~skpred.PredictedRICA` call it.
+- :func:`resolve_layer_specs` turns the per-layer parameters of a network
+  (one value for every layer or one per layer, ``"auto"`` included) into
+  validated settings, one dict per layer; the MLP and the ConvNet call it.
+
+The ``"auto"`` rules (the paper's): a layer's dictionary is ``se`` where its
+input has a known spatial grid and ``emp`` where it has none; a layer's
+number of columns is the largest divisor of its units that is at most
+:data:`AUTO_MAX_COLUMNS`.
+"""
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import List, Optional
+
+import numpy as np
+
+from . import _kernels
+
+__all__ = [
+    "KERNELS", "DATA_KERNELS", "GRID_KERNELS", "AUTO_MAX_COLUMNS",
+    "LayerDictionaries", "build_dictionaries", "auto_dictionary", "auto_columns",
+    "per_layer", "resolve_layer_specs", "layer_record",
+]
+
+# Kernels whose U depends on the training data.
+DATA_KERNELS = frozenset({"emp", "emp2", "ae"})
+# Kernels defined on an image grid.
+GRID_KERNELS = frozenset({"se", "dct"})
+# Every dictionary kind build_dictionaries knows (callable kernels aside).
+KERNELS = frozenset({"se", "emp", "emp2", "dct", "ae", "random", "randcon"})
+
+# ridge="auto", relative to the kernel's mean diagonal: the authors' 0.1 for
+# se (whose diagonal is 1), and for data and callable kernels 0.01 of the
+# mean variance (on MNIST pixels, mean variance about 0.1, that is the
+# authors' absolute 0.001).
+_AUTO_RIDGE = {"se": 0.1}
+_DEFAULT_AUTO_RIDGE = 1e-2
+
+# n_columns="auto": at most this many columns per layer (several columns
+# are what make small fractions work, paper Sec. 4; each adds static
+# parameters and pooling work, not learned ones).
+AUTO_MAX_COLUMNS = 4
+
+
+@dataclass
+class LayerDictionaries:
+    """What :func:`build_dictionaries` returns for one layer.
+
+    Attributes
+    ----------
+    kind : str
+        The dictionary built (``"callable"`` for a callable kernel).
+    dictionaries : list of ndarray of shape (n_in, n_atoms)
+        ``U_c`` per column, float64.
+    alphas : list of ndarray or None
+        The sorted locations (or atoms) in alpha per column; None entries for
+        ``random``, which has no alpha.
+    n_atoms : int
+    image_shape : tuple (rows, cols, channels) or None
+        The grid used, or None.
+    ridge : float or None
+        The absolute ridge used; None where no ridge solve ran.
+    """
+
+    kind: str
+    dictionaries: List[np.ndarray]
+    alphas: list
+    n_atoms: int
+    image_shape: Optional[tuple]
+    ridge: Optional[float]
+
+
+def auto_dictionary(has_grid):
+    """The paper's rule: ``se`` on an input with a spatial grid, else ``emp``."""
+    return "se" if has_grid else "emp"
+
+
+def auto_columns(n_units):
+    """Largest divisor of ``n_units`` that is at most :data:`AUTO_MAX_COLUMNS`."""
+    return max(c for c in range(1, AUTO_MAX_COLUMNS + 1) if n_units % c == 0)
+
+
+def _n_atoms(kind, n_in, shape, alpha_fraction, n_atoms):
+    """Atoms per column; whole pixels (all channels) for grid kernels."""
+    channels = shape[2] if shape is not None and kind in GRID_KERNELS else 1
+    if n_atoms is not None:
+        if n_atoms > n_in:
+            raise ValueError(f"n_atoms={n_atoms} exceeds the number of input features ({n_in}).")
+        if n_atoms % channels:
+            raise ValueError(
+                f"n_atoms={n_atoms} must be a multiple of the number of channels "
+                f"({channels}) for the {kind!r} kernel, which samples whole pixels."
+            )
+        return int(n_atoms)
+    return channels * _kernels.n_atoms_for(n_in // channels, alpha_fraction=alpha_fraction)
+
+
+def _as_numpy(data):
+    """A CPU numpy view of a torch tensor (a copy only when it lives elsewhere)."""
+    if hasattr(data, "detach"):
+        return data.detach().cpu().numpy()
+    return data
+
+
+def _kernel_ridge(K_columns, n_in, n_atoms, n_columns, ridge, rng, n_channels=1):
+    """Kernel ridge dictionaries, one alpha per column.
+
+    ``K_columns(alpha)`` returns ``K[:, alpha]``, so ``se`` never builds the
+    full kernel matrix.
+    """
+    alphas = _kernels.sample_alpha(n_in, n_atoms, rng, n_columns, n_channels)
+    dicts = []
+    for alpha in alphas:
+        K_xa = K_columns(alpha)
+        dicts.append(_kernels.ridge_predictor(K_xa, K_xa[alpha], ridge))
+    return dicts, alphas
+
+
+def _scaled(ridge, relative, K):
+    """A relative ("auto") ridge scaled by the kernel's mean diagonal.
+
+    A data kernel's scale is the data's: the covariance of sigmoid
+    activations is ~100 times smaller than that of pixels. A fixed ridge
+    would then dominate K_aa and shrink U (and the gradient V sees) towards
+    zero; relative to the mean diagonal it acts alike on any data.
+    """
+    if not relative or ridge is None:
+        return ridge
+    scale = float(np.mean(np.diag(K)))
+    return ridge * scale if scale > 0 else ridge
+
+
+def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=None,
+                       n_columns=1, length_scale=1.0, ridge="auto", image_shape=None,
+                       ae_n_components=None, ae_max_iter=10, device="cpu"):
+    """Build the fixed dictionaries ``U_1 .. U_C`` of one predicted layer.
+
+    Parameters
+    ----------
+    kind : str or callable
+        One of :data:`KERNELS`, or ``kernel(X) -> (n_in, n_in)`` array.
+    n_in : int
+        The layer's input width.
+    data : array or tensor of shape (n_samples, n_in), or None
+        The layer's input on the training data. Read only by data kernels
+        (``emp``, ``emp2``, ``ae``, callables), which need it; the others
+        see only ``n_in``.
+    rng : numpy RandomState
+        Draws alpha, the random dictionary and the ae initialisation.
+    alpha_fraction, n_atoms, n_columns, length_scale, ridge, image_shape,
+    ae_n_components, ae_max_iter, device :
+        As :class:`~skpred.KernelDictionary`'s parameters. ``ridge="auto"``
+        is 0.1 for ``se`` and 0.01 times the kernel's mean diagonal for data
+        and callable kernels.
+
+    Returns
+    -------
+    LayerDictionaries
+    """
+    name = "callable" if callable(kind) else kind
+    if name != "callable" and name not in KERNELS:
+        raise ValueError(f"Unknown dictionary {kind!r}; expected one of {sorted(KERNELS)}.")
+    needs_data = name in DATA_KERNELS or name == "callable"
+    if needs_data:
+        if data is None:
+            raise ValueError(f"The {name!r} dictionary is built from data, but none was given.")
+        if data.shape[0] < 2:
+            raise ValueError(
+                f"The {name!r} kernel is estimated from data and needs at least 2 "
+                f"samples, got n_samples={data.shape[0]}."
+            )
+    # A given shape is validated even where the kernel does not use it: a
+    # wrong shape is always a user error worth reporting.
+    shape = None
+    if name in GRID_KERNELS or image_shape is not None:
+        shape = _kernels.infer_image_shape(n_in, image_shape)
+    atoms = _n_atoms(name, n_in, shape, alpha_fraction, n_atoms)
+    relative = ridge == "auto"
+    if relative:
+        ridge = _AUTO_RIDGE.get(name, _DEFAULT_AUTO_RIDGE)
+    used_ridge = None
+
+    if name == "se":
+        used_ridge = ridge
+        dicts, alphas = _kernel_ridge(
+            lambda a: _kernels.se_kernel(shape, length_scale, columns=a),
+            n_in, atoms, n_columns, ridge, rng, shape[2])
+    elif name in ("emp", "emp2", "callable"):
+        if name == "callable":
+            K = np.asarray(kind(_as_numpy(data)), dtype=np.float64)
+            if K.shape != (n_in, n_in):
+                raise ValueError(
+                    f"The callable kernel must return an array of shape "
+                    f"(n_features, n_features) = ({n_in}, {n_in}), got {K.shape}.")
+            if not np.all(np.isfinite(K)):
+                raise ValueError("The callable kernel returned NaN or infinity.")
+        elif name == "emp":
+            K = _kernels.empirical_kernel(_as_numpy(data))
+        else:
+            K = _kernels.empirical_squared_kernel(_as_numpy(data))
+        used_ridge = _scaled(ridge, relative, K)
+        dicts, alphas = _kernel_ridge(lambda a: K[:, a], n_in, atoms, n_columns, used_ridge, rng)
+    elif name == "dct":
+        D = _kernels.dct_atoms(shape)
+        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])
+        dicts = [D[:, a] for a in alphas]
+    elif name == "ae":
+        from ._training import autoencoder_atoms  # torch only where needed
+
+        n_hidden = ae_n_components if ae_n_components is not None else 2 * n_in
+        if atoms > n_hidden:
+            raise ValueError(
+                f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
+                f"the n_atoms={atoms} requested per column.")
+        D = autoencoder_atoms(data, n_hidden, epochs=ae_max_iter, random_state=rng, device=device)
+        alphas = _kernels.sample_alpha(n_hidden, atoms, rng, n_columns)
+        dicts = [D[:, a] for a in alphas]
+    elif name == "random":
+        dicts = [_kernels.random_dictionary(n_in, atoms, rng) for _ in range(n_columns)]
+        alphas = [None] * n_columns
+    else:  # randcon
+        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns)
+        dicts = [_kernels.randcon_dictionary(n_in, a) for a in alphas]
+    return LayerDictionaries(name, dicts, alphas, atoms, shape, used_ridge)
+
+
+def per_layer(name, value, n_layers, what="hidden_layer_sizes",
+              is_scalar=lambda v: not isinstance(v, (tuple, list))):
+    """One value for every layer, or a tuple/list with one entry per layer."""
+    if is_scalar(value):
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{name} has {len(values)} entries but {what} has {n_layers} layer(s); "
+            f"pass one value for all layers or one per layer."
+        )
+    return values
+
+
+def resolve_layer_specs(layers, *, dictionary, alpha_fraction, n_columns, length_scale, ridge,
+                        what):
+    """Validated per-layer settings of a network, ``"auto"`` resolved.
+
+    Parameters
+    ----------
+    layers : list of dict
+        One per weight layer below the output: ``name`` (for messages, e.g.
+        "hidden layer 1"), ``units`` (units or filters; ``unit_word``, optional,
+        names them in messages), ``has_grid`` (its
+        input has a spatial grid) and ``allowed`` (the dictionary kinds the
+        layer accepts, None aside).
+    dictionary, alpha_fraction, n_columns, length_scale, ridge :
+        The estimator's parameters: one value for every layer, or a
+        tuple/list with one entry per layer. ``dictionary`` and
+        ``n_columns`` may be (or hold) ``"auto"``.
+    what : str
+        What sets the number of layers, for messages.
+
+    Returns
+    -------
+    specs : list of dict
+        Per layer: ``dictionary`` (resolved; None for a dense layer),
+        ``alpha_fraction``, ``n_columns`` (resolved), ``length_scale``,
+        ``ridge``, ``units``, ``has_grid``, and the layer's own keys.
+    """
+    n = len(layers)
+    dicts = per_layer("dictionary", dictionary, n, what,
+                      is_scalar=lambda v: v is None or isinstance(v, str))
+    fracs = per_layer("alpha_fraction", alpha_fraction, n, what)
+    cols = per_layer("n_columns", n_columns, n, what,
+                     is_scalar=lambda v: isinstance(v, (str, Integral)))
+    scales = per_layer("length_scale", length_scale, n, what,
+                       is_scalar=lambda v: isinstance(v, Real))
+    ridges = per_layer("ridge", ridge, n, what,
+                       is_scalar=lambda v: v is None or isinstance(v, (str, Real)))
+    specs = []
+    for layer, d, f, c, ls, r in zip(layers, dicts, fracs, cols, scales, ridges):
+        where, units = layer["name"], layer["units"]
+        unit_word = layer.get("unit_word", "units")
+        if d == "auto":
+            d = auto_dictionary(layer["has_grid"])
+        if d is not None and d not in layer["allowed"]:
+            raise ValueError(
+                f"dictionary of {where} must be one of {sorted(layer['allowed'] | {'auto'})} "
+                f"or None, got {d!r}.")
+        if isinstance(f, bool) or not isinstance(f, Real) or not 0 < f <= 1:
+            raise ValueError(f"alpha_fraction of {where} must be in (0, 1], got {f!r}.")
+        if c == "auto":
+            c = auto_columns(units) if d is not None else 1
+        if isinstance(c, bool) or not isinstance(c, Integral) or c < 1:
+            raise ValueError(
+                f"n_columns of {where} must be a positive integer or 'auto', got {c!r}.")
+        if d is not None and c > units:
+            raise ValueError(
+                f"n_columns={c} exceeds the {units} {unit_word} of {where}: every column "
+                f"needs at least one.")
+        if d is not None and units % c:
+            raise ValueError(
+                f"n_columns={c} does not divide the {units} {unit_word} of {where}: "
+                f"they are split equally among columns.")
+        if r is not None and r != "auto" and not (isinstance(r, Real) and r > 0):
+            raise ValueError(f"ridge of {where} must be positive, None or 'auto', got {r!r}.")
+        specs.append({**layer, "dictionary": d, "alpha_fraction": float(f),
+                      "n_columns": int(c), "length_scale": ls, "ridge": r})
+    return specs
+
+
+def layer_record(spec, built, **extra):
+    """What a network's ``layers_`` says of one layer: its resolved settings.
+
+    ``spec`` comes from :func:`resolve_layer_specs`, ``built`` from
+    :func:`build_dictionaries` (None for dense and lowrank layers).
+    """
+    predicted = spec["dictionary"] is not None
+    return dict(
+        dictionary=spec["dictionary"], alpha_fraction=spec["alpha_fraction"],
+        n_columns=spec["n_columns"] if predicted else None,
+        n_atoms=None if built is None else built.n_atoms,
+        image_shape=None if built is None else built.image_shape,
+        ridge=None if built is None else built.ridge,
+        units=spec["units"], **extra,
+    )
