@@ -190,3 +190,13 @@ def test_grid_over_depth_fraction_and_columns_scores_every_cell(digits_split):
     assert best.fraction_learned_ == pytest.approx(grid.best_params_["alpha_fraction"], rel=0.1)
     if grid.best_params_["n_columns"] != "auto":
         assert {l["n_columns"] for l in best.layers_} == {grid.best_params_["n_columns"]}
+
+
+def test_convnet_without_convs_predicts_its_first_dense_layer_on_the_image_grid(digits_split):
+    """Breakage caught: the first dense se layer of a conv-free network on a
+    1-D grid over the flattened index, (1, 64, 1), instead of the 8x8 image."""
+    X_tr, _, y_tr, _ = digits_split
+    clf = _quiet_fit(PredictedConvNetClassifier(conv_layers=(), max_iter=1, **CPU), X_tr, y_tr)
+    assert clf.layers_[0]["dictionary"] == "se"
+    assert clf.layers_[0]["image_shape"] == (8, 8, 1)
+    assert clf.dictionaries_[0].image_shape_ == (8, 8, 1)
