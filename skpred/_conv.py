@@ -1,6 +1,5 @@
 """PredictedConvNetClassifier: convolutional parameter prediction (paper Fig. 5)."""
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -315,17 +314,9 @@ class PredictedConvNetClassifier(TorchClassifierBase):
 
     def _resolve_image_shape(self, n_features):
         """(rows, cols, channels) and whether the input is a 1-D signal."""
-        if self.image_shape == "1d":
-            return (1, n_features, 1), True
-        if self.image_shape is None:
-            if getattr(self, "_input_image_shape", None) is not None:
-                return self._input_image_shape, False
-            side = math.isqrt(n_features)
-            if side * side != n_features:
-                # Not a square image: a network of convolutions still needs a
-                # grid, and the feature order is the only one there is.
-                return (1, n_features, 1), True
-        return _kernels.infer_image_shape(n_features, self.image_shape), False
+        if self.image_shape is None and getattr(self, "_input_image_shape", None) is not None:
+            return self._input_image_shape, False
+        return _kernels.grid_shape(n_features, self.image_shape)
 
     # -------------------------------------------------------------- specs
 

@@ -5,7 +5,6 @@ learning (e.g. PredictedRICA) -> dense convolutional extraction -> encoding
 -> sum pooling over the four image quadrants.
 """
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,21 +29,6 @@ __all__ = ["ZCAWhitening", "ImageEncoder", "sample_patches", "normalize_patches"
 
 # patch_size="auto": Coates et al.'s 6x6, shrunk to fit smaller images.
 _AUTO_PATCH = 6
-
-
-def _image_shape(n_features, image_shape):
-    """(rows, cols, channels) and whether the images are 1-D signals.
-
-    None: a square grayscale image when n_features is a perfect square,
-    else a 1-D signal of n_features values.
-    """
-    if image_shape == "1d":
-        return (1, n_features, 1), True
-    if image_shape is None:
-        side = math.isqrt(n_features)
-        if side * side != n_features:
-            return (1, n_features, 1), True
-    return _kernels.infer_image_shape(n_features, image_shape), False
 
 
 def _patch_hw(patch_size, image_shape, one_d):
@@ -285,7 +269,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        shape, one_d = _image_shape(X.shape[1], self.image_shape)
+        shape, one_d = _kernels.grid_shape(X.shape[1], self.image_shape)
         ph, pw = _patch_hw(self.patch_size, shape, one_d)
         rng = check_random_state(self.random_state)
         P = sample_patches(X, shape, (ph, pw), self.n_patches, rng)

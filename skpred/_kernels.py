@@ -25,6 +25,7 @@ from scipy.fft import dct as _scipy_dct
 __all__ = [
     "grid_coordinates",
     "infer_image_shape",
+    "grid_shape",
     "se_kernel",
     "empirical_kernel",
     "empirical_squared_kernel",
@@ -82,6 +83,34 @@ def infer_image_shape(n_features, image_shape=None):
             f"the data has n_features={n_features}."
         )
     return shape if len(shape) == 3 else shape + (1,)
+
+
+def grid_shape(n_features, image_shape=None):
+    """The grid a convolution-style model reads ``n_features`` inputs on.
+
+    Parameters
+    ----------
+    n_features : int
+    image_shape : tuple of int, "1d" or None
+        A given shape is validated by :func:`infer_image_shape`. ``"1d"`` is a
+        1-D signal. None is a square grayscale image when ``n_features`` is a
+        perfect square and a 1-D signal otherwise: a model made of local
+        filters needs some grid, and the feature order is the only one
+        there is.
+
+    Returns
+    -------
+    image_shape : tuple (rows, cols, channels)
+    one_d : bool
+        Whether the grid is a 1-D signal, ``(1, n_features, 1)``.
+    """
+    if image_shape == "1d":
+        return (1, int(n_features), 1), True
+    if image_shape is None:
+        side = math.isqrt(int(n_features))
+        if side * side != n_features:
+            return (1, int(n_features), 1), True
+    return infer_image_shape(n_features, image_shape), False
 
 
 def grid_coordinates(image_shape):
