@@ -5,6 +5,7 @@ Subclasses build their network in ``_build`` and may reshape inputs in
 """
 
 import copy
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -49,23 +50,65 @@ def resolve_batch_size(batch_size, n_samples):
     return min(200, n_samples) if batch_size == "auto" else batch_size
 
 
+@contextmanager
+def all_or_nothing(est, in_place=()):
+    """Undo every change to ``est`` when the block raises (KeyboardInterrupt too).
+
+    The estimator's attributes are restored as they were; the objects named
+    in ``in_place`` (modules and optimizers that training updates in place)
+    are deep-copied first and put back, a ``torch.Generator`` by its state.
+    A failed fit thus leaves a fitted estimator as it was, and a fresh one
+    unfitted.
+    """
+    saved = dict(est.__dict__)
+    present = [k for k in in_place if saved.get(k) is not None]
+    generators = {k: saved[k].get_state() for k in present
+                  if isinstance(saved[k], torch.Generator)}
+    copies = copy.deepcopy({k: saved[k] for k in present if k not in generators})
+    try:
+        yield
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(saved)
+        est.__dict__.update(copies)
+        for k, state in generators.items():
+            saved[k].set_state(state)
+        raise
+
+
+def _tensors_to_cpu(obj):
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _tensors_to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tensors_to_cpu(v) for v in obj)
+    return obj
+
+
 class TorchStateMixin:
-    """Pickling for estimators holding torch modules and a torch.Generator.
+    """Pickling for estimators holding torch modules, an optimizer and a
+    torch.Generator.
 
     Modules named in ``_torch_modules`` are stored on the CPU, so a model
-    fitted on a GPU unpickles on a CPU-only machine; attributes in
-    ``_transient`` (an optimiser bound to the live parameters) are dropped
-    and rebuilt on the next warm start or partial_fit.
+    fitted on a GPU unpickles on a CPU-only machine. The optimizer
+    ``_optimizer`` (bound to ``module_``'s parameters) is stored as its state
+    dict on the CPU (moments, step counts and the decayed learning rate) and
+    rebuilt on loading, so training after a pickle round trip continues
+    exactly as without it.
     """
 
     _torch_modules = ()
-    _transient = ()
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        for name in self._transient:
-            if name in state:
-                state[name] = None
+        optimizer = state.get("_optimizer")
+        if optimizer is not None:
+            state["_optimizer"] = None
+            state["_optimizer_state"] = (
+                "sgd" if isinstance(optimizer, torch.optim.SGD) else "adam",
+                _tensors_to_cpu(optimizer.state_dict()),
+            )
         for name in self._torch_modules:
             if name in state:
                 state[name] = copy.deepcopy(getattr(self, name)).cpu()
@@ -79,7 +122,13 @@ class TorchStateMixin:
         if gen_state is not None:
             state["_generator"] = torch.Generator()
             state["_generator"].set_state(gen_state)
+        optimizer_state = state.pop("_optimizer_state", None)
         super().__setstate__(state)
+        if optimizer_state is not None:
+            solver, opt_state = optimizer_state
+            # lr, momentum and weight decay are restored by load_state_dict.
+            self._optimizer = _training.make_optimizer(self.module_, solver, 1.0)
+            self._optimizer.load_state_dict(opt_state)
 
 
 class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
@@ -97,7 +146,11 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
     """
 
     _torch_modules = ("module_",)
-    _transient = ("_optimizer",)
+    # Parameters that shape the network: warm_start keeps the network, so a
+    # change of one of these after fit is an error (subclasses list theirs).
+    _architecture_params = ()
+    # What training updates in place (undone when a fit fails).
+    _in_place = ("module_", "_optimizer", "_generator", "loss_curve_")
 
     # ------------------------------------------------------------------- fit
 
@@ -142,8 +195,14 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         self : object
         """
         warm = self.warm_start and hasattr(self, "module_")
-        X, y = self._validate_fit_data(X, y, reset=not warm)
-        return self._fit(X, y, epochs=self.max_iter, incremental=warm)
+        with all_or_nothing(self, self._in_place if warm else ()):
+            if warm:
+                self._check_architecture_unchanged()
+                # As scikit-learn: the weights are kept, the optimizer is
+                # rebuilt from the current parameters (solver, learning rate).
+                self._optimizer = None
+            X, y = self._validate_fit_data(X, y, reset=not warm)
+            return self._fit(X, y, epochs=self.max_iter, incremental=warm)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
@@ -154,7 +213,8 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         classes : array-like of shape (n_classes,), default=None
-            Every class; required on the first call.
+            Every class; required on the first call. On later calls it may
+            be omitted, or must equal the first call's.
 
         Returns
         -------
@@ -163,11 +223,38 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         first = not hasattr(self, "module_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        X, y = self._validate_fit_data(X, y, reset=first)
-        if first:
-            # A label absent from this first chunk is still a class.
-            self._prepare(X, y, classes, first_call=True)
-        return self._fit(X, y, epochs=1, incremental=not first, partial=True)
+        if not first and classes is not None:
+            given = np.unique(np.asarray(classes))
+            if not np.array_equal(given, self.classes_):
+                raise ValueError(
+                    f"classes={given.tolist()} is not the same as on the first call to "
+                    f"partial_fit, which was {self.classes_.tolist()}.")
+        with all_or_nothing(self, () if first else self._in_place):
+            X, y = self._validate_fit_data(X, y, reset=first)
+            if first:
+                # A label absent from this first chunk is still a class.
+                self._prepare(X, y, classes, first_call=True)
+            return self._fit(X, y, epochs=1, incremental=not first, partial=True)
+
+    def _architecture(self):
+        """The architecture parameters, lists as tuples (for comparison)."""
+        def norm(v):
+            if isinstance(v, (list, tuple)):
+                return tuple(norm(x) for x in v)
+            return v.item() if isinstance(v, np.generic) else v
+
+        return {name: norm(getattr(self, name)) for name in self._architecture_params}
+
+    def _check_architecture_unchanged(self):
+        built = getattr(self, "_built_architecture", None)
+        if built is None:
+            return
+        for name, value in self._architecture().items():
+            if value != built[name]:
+                raise ValueError(
+                    f"warm_start=True keeps the fitted network, but {name} changed from "
+                    f"{built[name]!r} to {value!r} since it was built; set warm_start=False "
+                    f"to build a new network.")
 
     def _fit(self, X, y, epochs, incremental, partial=False):
         # partial_fit has set classes_ already (from its `classes`).
@@ -192,9 +279,12 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
             X_val, y_val = X_t[val_idx], y_t[val_idx]
             X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
 
+        interrupted = False
         if not incremental:
             module, dictionaries, fitted = self._build(X_t, len(self.classes_), rng, generator,
                                                        device)
+            # A Ctrl-C during pretraining ends the whole fit (once warned).
+            interrupted = fitted.pop("_interrupted", False)
             for name, value in fitted.items():
                 setattr(self, name, value)
             self.module_ = module
@@ -202,6 +292,7 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
             self.device_ = device
             self._generator = generator
             self._optimizer = None
+            self._built_architecture = self._architecture()
             self.loss_curve_ = []
             self.n_iter_ = 0
         module = self.module_
@@ -223,12 +314,13 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
 
         result = _training.train_epochs(
             module, batch_loss, X_t, y_t, self._optimizer,
-            epochs=epochs, batch_size=resolve_batch_size(self.batch_size, X_t.shape[0]),
+            epochs=0 if interrupted else epochs,
+            batch_size=resolve_batch_size(self.batch_size, X_t.shape[0]),
             shuffle=self.shuffle,
             generator=generator, learning_rate_decay=self.learning_rate_decay,
             after_step=after_step, validation_score=validation_score if early else None,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
-            warn_not_converged=not partial,
+            warn_not_converged=not partial and not interrupted,
         )
         self.loss_curve_.extend(result.losses)
         self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs

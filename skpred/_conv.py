@@ -216,6 +216,11 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     ((8, 8, 1), ((16, 5, 2), (32, 3, 2)))
     """
 
+    _architecture_params = (
+        "conv_layers", "dense_layers", "image_shape", "activation", "dictionary",
+        "alpha_fraction", "n_columns", "length_scale", "ridge",
+    )
+
     _parameter_constraints = {
         "conv_layers": [StrOptions({"auto"}), tuple, list],
         "dense_layers": [tuple, list],
@@ -387,18 +392,22 @@ class PredictedConvNetClassifier(TorchClassifierBase):
             c_in, c_out = spec["in_channels"], spec["units"]
             built = None
             if spec["dictionary"] is None:
-                layer = torch.nn.Conv2d(c_in, c_out, (kh, kw), padding="same", device=device)
+                def make():
+                    return torch.nn.Conv2d(c_in, c_out, (kh, kw), padding="same")
             else:
                 grid = (kh, kw, c_in)
                 built = build(spec, kh * kw * c_in, None, grid)
                 banks = [hwc_to_chw_rows(U, grid) for U in built.dictionaries]
-                layer = PredictedConv2d(c_in, c_out, (kh, kw), banks, padding="same", device=device)
-            _training.reset_layer_(layer, generator)
+
+                def make():
+                    return PredictedConv2d(c_in, c_out, (kh, kw), banks, padding="same")
+            layer = _training.seeded(make, generator, device)
             convs.append(layer)
             pools.append(spec["pool"])
             keep(spec, built, kh * kw * c_in)
         dense_specs = [s for s in specs if not s["is_conv"]]
-        partial = PredictedConvNet(shape, convs, pools, [], n_classes, self.activation, device=device)
+        with _training.untouched_global_rng():
+            partial = PredictedConvNet(shape, convs, pools, [], n_classes, self.activation)
         # Features below a dense layer are computed only for data-driven dictionaries.
         needs_data = any(s["dictionary"] in DATA_KERNELS for s in dense_specs)
         inputs = _training.apply_in_batches(partial.conv_features, X_t) if needs_data else None
@@ -409,10 +418,12 @@ class PredictedConvNetClassifier(TorchClassifierBase):
             kind, out = spec["dictionary"], spec["units"]
             built = None
             if kind is None:
-                layer = torch.nn.Linear(n_in, out, device=device)
+                def make():
+                    return torch.nn.Linear(n_in, out)
             elif kind == "lowrank":
-                layer = LowRankLinear.for_fraction(n_in, out, spec["alpha_fraction"],
-                                                   spec["n_columns"], device=device)
+                def make():
+                    return LowRankLinear.for_fraction(n_in, out, spec["alpha_fraction"],
+                                                      spec["n_columns"])
             else:
                 grid = None
                 if kind in ("se", "dct"):
@@ -423,15 +434,18 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                 Us = built.dictionaries
                 if grid is not None and j == 0 and convs:
                     Us = [hwc_to_chw_rows(U, grid) for U in Us]
-                layer = PredictedLinear(n_in, out, Us, device=device)
-            _training.reset_layer_(layer, generator)
+                def make():
+                    return PredictedLinear(n_in, out, Us)
+            layer = _training.seeded(make, generator, device)
             dense.append(layer)
             keep(spec, built, n_in)
             if inputs is not None and j + 1 < len(dense_specs):
                 layer.eval()
                 inputs = _training.apply_in_batches(lambda z: act(layer(z)), inputs)
             n_in = out
-        module = PredictedConvNet(shape, convs, pools, dense, n_classes, self.activation, device=device)
-        _training.reset_linear_(module.output, generator)
+        with _training.untouched_global_rng():
+            module = PredictedConvNet(shape, convs, pools, dense, n_classes, self.activation)
+        _training.reset_linear_(module.output, generator)  # on the CPU
+        module = module.to(device)
         return module, dictionaries, dict(image_shape_=shape, conv_layers_=conv_layers,
                                           layers_=records)

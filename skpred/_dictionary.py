@@ -8,6 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._base import all_or_nothing
 from ._layers import KERNELS, auto_dictionary, build_dictionaries
 
 __all__ = ["KernelDictionary"]
@@ -231,19 +232,20 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self : object
             Fitted transformer.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        kernel = self.kernel
-        if kernel == "auto":
-            kernel = auto_dictionary(self.image_shape is not None)
-        built = build_dictionaries(
-            kernel, X.shape[1], X, check_random_state(self.random_state),
-            alpha_fraction=self.alpha_fraction, n_atoms=self.n_atoms, n_columns=self.n_columns,
-            length_scale=self.length_scale, ridge=self.ridge, image_shape=self.image_shape,
-            ae_n_components=self.ae_n_components, ae_max_iter=self.ae_max_iter,
-            device=self.device,
-        )
-        set_fitted_dictionary(self, built, X.shape[1])
-        return self
+        with all_or_nothing(self):  # a failed fit leaves the estimator as it was
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            kernel = self.kernel
+            if kernel == "auto":
+                kernel = auto_dictionary(self.image_shape is not None)
+            built = build_dictionaries(
+                kernel, X.shape[1], X, check_random_state(self.random_state),
+                alpha_fraction=self.alpha_fraction, n_atoms=self.n_atoms, n_columns=self.n_columns,
+                length_scale=self.length_scale, ridge=self.ridge, image_shape=self.image_shape,
+                ae_n_components=self.ae_n_components, ae_max_iter=self.ae_max_iter,
+                device=self.device,
+            )
+            set_fitted_dictionary(self, built, X.shape[1])
+            return self
 
     def transform(self, X):
         """Project X onto every column's dictionary: ``[X U_1, ..., X U_C]``.

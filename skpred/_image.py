@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
+from ._base import all_or_nothing
 from ._rica import PredictedRICA
 
 __all__ = ["ZCAWhitening", "ImageEncoder", "sample_patches", "normalize_patches"]
@@ -118,21 +119,22 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        if X.shape[0] < 2:
-            raise ValueError(f"ZCAWhitening needs at least 2 samples, got n_samples={X.shape[0]}.")
-        self.mean_ = X.mean(axis=0, dtype=np.float64)
-        cov = _kernels.empirical_kernel(X)
-        evals, evecs = np.linalg.eigh(cov)
-        evals = np.maximum(evals, 0.0) + self.epsilon
-        if np.any(evals <= 0):
-            raise ValueError(
-                "The covariance is singular and epsilon=0: whitening is undefined; "
-                "use epsilon > 0."
-            )
-        self.whitening_ = (evecs / np.sqrt(evals)) @ evecs.T
-        self.dewhitening_ = (evecs * np.sqrt(evals)) @ evecs.T
-        return self
+        with all_or_nothing(self):  # a failed fit leaves the estimator as it was
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            if X.shape[0] < 2:
+                raise ValueError(f"ZCAWhitening needs at least 2 samples, got n_samples={X.shape[0]}.")
+            self.mean_ = X.mean(axis=0, dtype=np.float64)
+            cov = _kernels.empirical_kernel(X)
+            evals, evecs = np.linalg.eigh(cov)
+            evals = np.maximum(evals, 0.0) + self.epsilon
+            if np.any(evals <= 0):
+                raise ValueError(
+                    "The covariance is singular and epsilon=0: whitening is undefined; "
+                    "use epsilon > 0."
+                )
+            self.whitening_ = (evecs / np.sqrt(evals)) @ evecs.T
+            self.dewhitening_ = (evecs * np.sqrt(evals)) @ evecs.T
+            return self
 
     def transform(self, X):
         check_is_fitted(self)
@@ -268,32 +270,33 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        shape, one_d = _kernels.grid_shape(X.shape[1], self.image_shape)
-        ph, pw = _patch_hw(self.patch_size, shape, one_d)
-        rng = check_random_state(self.random_state)
-        P = sample_patches(X, shape, (ph, pw), self.n_patches, rng)
-        P = normalize_patches(P, self.norm_epsilon)
-        self.whitener_ = ZCAWhitening(epsilon=self.zca_epsilon).fit(P)
-        if self.feature_learner is None:
-            learner = PredictedRICA(device=self.device)
-        else:
-            learner = clone(self.feature_learner)
-        if "random_state" in learner.get_params() and learner.get_params()["random_state"] is None:
-            learner.set_params(random_state=rng.randint(2**31 - 1))
-        if "image_shape" in learner.get_params() and learner.get_params()["image_shape"] is None:
-            learner.set_params(image_shape=(ph, pw, shape[2]))
-        self.feature_learner_ = learner.fit(self.whitener_.transform(P))
-        W = getattr(self.feature_learner_, "components_", None)
-        if W is None or W.ndim != 2 or W.shape[1] != P.shape[1]:
-            raise ValueError(
-                "feature_learner must expose components_ of shape (n_components, "
-                f"{P.shape[1]}) after fitting on patches."
-            )
-        self.image_shape_ = shape
-        self.patch_shape_ = (ph, pw, shape[2])
-        self._n_features_out = 4 * W.shape[0] * ENCODINGS[self.encoding][1]
-        return self
+        with all_or_nothing(self):  # a failed fit leaves the estimator as it was
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            shape, one_d = _kernels.grid_shape(X.shape[1], self.image_shape)
+            ph, pw = _patch_hw(self.patch_size, shape, one_d)
+            rng = check_random_state(self.random_state)
+            P = sample_patches(X, shape, (ph, pw), self.n_patches, rng)
+            P = normalize_patches(P, self.norm_epsilon)
+            self.whitener_ = ZCAWhitening(epsilon=self.zca_epsilon).fit(P)
+            if self.feature_learner is None:
+                learner = PredictedRICA(device=self.device)
+            else:
+                learner = clone(self.feature_learner)
+            if "random_state" in learner.get_params() and learner.get_params()["random_state"] is None:
+                learner.set_params(random_state=rng.randint(2**31 - 1))
+            if "image_shape" in learner.get_params() and learner.get_params()["image_shape"] is None:
+                learner.set_params(image_shape=(ph, pw, shape[2]))
+            self.feature_learner_ = learner.fit(self.whitener_.transform(P))
+            W = getattr(self.feature_learner_, "components_", None)
+            if W is None or W.ndim != 2 or W.shape[1] != P.shape[1]:
+                raise ValueError(
+                    "feature_learner must expose components_ of shape (n_components, "
+                    f"{P.shape[1]}) after fitting on patches."
+                )
+            self.image_shape_ = shape
+            self.patch_shape_ = (ph, pw, shape[2])
+            self._n_features_out = 4 * W.shape[0] * ENCODINGS[self.encoding][1]
+            return self
 
     def _filters(self, device):
         """Whitening folded into the features, rows in torch's unfold order.

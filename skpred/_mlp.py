@@ -226,6 +226,11 @@ class PredictedMLPClassifier(TorchClassifierBase):
     ('emp', 4, 0.25)
     """
 
+    _architecture_params = (
+        "hidden_layer_sizes", "activation", "dictionary", "alpha_fraction", "n_columns",
+        "length_scale", "ridge", "image_shape", "ae_n_components",
+    )
+
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -337,18 +342,18 @@ class PredictedMLPClassifier(TorchClassifierBase):
     # ----------------------------------------------------------------- build
 
     def _make_layer(self, i, spec, n_in, inputs, rng, device):
-        """One hidden layer and its dictionaries (a LayerDictionaries, or None).
+        """A constructor of one hidden layer (on the CPU), and its dictionaries
+        (a LayerDictionaries, or None).
 
         ``inputs`` (the layer's input on the training data) is read only by
         data-driven dictionaries; it is None when no layer needs it.
         """
         size, kind = spec["units"], spec["dictionary"]
         if kind is None:
-            return torch.nn.Linear(n_in, size, device=device), None
+            return lambda: torch.nn.Linear(n_in, size), None
         if kind == "lowrank":
-            layer = LowRankLinear.for_fraction(n_in, size, spec["alpha_fraction"],
-                                               spec["n_columns"], device=device)
-            return layer, None
+            return lambda: LowRankLinear.for_fraction(n_in, size, spec["alpha_fraction"],
+                                                      spec["n_columns"]), None
         if kind in ("se", "dct"):
             # Layer 1 uses the image grid; higher layers a 1-D grid over units.
             image_shape = self.image_shape if i == 0 else (1, n_in)
@@ -361,7 +366,7 @@ class PredictedMLPClassifier(TorchClassifierBase):
             ae_n_components=self.ae_n_components, ae_max_iter=self.pretrain_epochs,
             device=device,
         )
-        return PredictedLinear(n_in, size, built.dictionaries, device=device), built
+        return lambda: PredictedLinear(n_in, size, built.dictionaries), built
 
     def _max_norm_step(self, layers):
         """The max-norm constraint as an after-step hook (None when disabled)."""
@@ -388,30 +393,36 @@ class PredictedMLPClassifier(TorchClassifierBase):
         )
         inputs_t = X_t
         n_in = X_t.shape[1]
+        interrupted = False
         for i, spec in enumerate(specs):
-            layer, built = self._make_layer(i, spec, n_in, inputs_t, rng, device)
-            _training.reset_layer_(layer, generator)
-            if i in pretrained:
-                _training.fit_tied_autoencoder(
+            make, built = self._make_layer(i, spec, n_in, inputs_t, rng, device)
+            layer = _training.seeded(make, generator, device)
+            was_pretrained = i in pretrained and not interrupted
+            if was_pretrained:
+                # Ctrl-C (warned once, in the loop) ends pretraining here and
+                # skips fine-tuning; the layers above are still built.
+                interrupted = _training.fit_tied_autoencoder(
                     layer, inputs_t, act, epochs=self.pretrain_epochs,
                     batch_size=batch_size, learning_rate=self.pretrain_learning_rate,
                     generator=generator, verbose=self.verbose,
                     after_step=self._max_norm_step([layer]),
                     desc=f"pretrain layer {i + 1} epoch",
-                )
+                ).interrupted
             hidden.append(layer)
             dictionaries.append(None if built is None else
                                 layer_dictionary(built, spec, n_in, self.device))
-            layers.append(layer_record(spec, built, pretrained=i in pretrained))
+            layers.append(layer_record(spec, built, pretrained=was_pretrained))
             n_in = spec["units"]
             if i + 1 <= last_reader:
                 layer.eval()
                 inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
             else:
                 inputs_t = None  # nothing above reads this layer's activations
-        module = PredictedMLP(hidden, n_classes, self.activation, device=device)
-        _training.reset_linear_(module.output, generator)
-        return module, dictionaries, dict(layers_=layers)
+        with _training.untouched_global_rng():
+            module = PredictedMLP(hidden, n_classes, self.activation)
+        _training.reset_linear_(module.output, generator)  # on the CPU
+        module = module.to(device)
+        return module, dictionaries, dict(layers_=layers, _interrupted=interrupted)
 
     # ------------------------------------------------------------- hooks
 

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _training
-from ._base import TorchStateMixin
+from ._base import TorchStateMixin, all_or_nothing
 from ._dictionary import layer_dictionary
 from ._layers import KERNELS, auto_dictionary, build_dictionaries
 from .nn import PredictedLinear
@@ -236,8 +236,9 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
 
     def _make_layer(self, X, n_features, rng, generator, device):
         if self.dictionary is None:
-            layer = torch.nn.Linear(n_features, self.n_components, bias=False, device=device)
-            _training.reset_linear_(layer, generator)
+            layer = _training.seeded(
+                lambda: torch.nn.Linear(n_features, self.n_components, bias=False),
+                generator, device)
             return layer, None
         n_columns = self.n_components if self.n_columns is None else self.n_columns
         if self.n_components % n_columns or n_columns > self.n_components:
@@ -256,9 +257,9 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
             built, dict(alpha_fraction=self.alpha_fraction, n_columns=n_columns,
                         length_scale=self.length_scale, ridge=self.ridge),
             n_features, self.device)
-        layer = PredictedLinear(n_features, self.n_components, kd.dictionaries_, bias=False,
-                                device=device)
-        layer.reset_parameters(generator)
+        layer = _training.seeded(
+            lambda: PredictedLinear(n_features, self.n_components, kd.dictionaries_, bias=False),
+            generator, device)
         return layer, kd
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -270,43 +271,45 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         self : object
         """
         warm = self.warm_start and hasattr(self, "layer_")
-        X = validate_data(self, X, reset=not warm, dtype=[np.float64, np.float32])
-        if X.shape[0] < 2:
-            raise ValueError(f"PredictedRICA needs at least 2 samples, got n_samples={X.shape[0]}.")
-        rng = check_random_state(self.random_state)
-        if not warm:
-            if self.standardize:
-                self.mean_ = X.mean(axis=0)
-                scale = X.std(axis=0)
-                self.scale_ = np.where(scale > 0, scale, 1.0)
+        # A failed fit leaves the estimator as it was.
+        with all_or_nothing(self, ("layer_", "_generator", "objective_curve_") if warm else ()):
+            X = validate_data(self, X, reset=not warm, dtype=[np.float64, np.float32])
+            if X.shape[0] < 2:
+                raise ValueError(f"PredictedRICA needs at least 2 samples, got n_samples={X.shape[0]}.")
+            rng = check_random_state(self.random_state)
+            if not warm:
+                if self.standardize:
+                    self.mean_ = X.mean(axis=0)
+                    scale = X.std(axis=0)
+                    self.scale_ = np.where(scale > 0, scale, 1.0)
+                else:
+                    self.mean_ = self.scale_ = None
+                self.device_ = _training.resolve_device(self.device)
+                generator = _training.torch_generator(rng)
+                self.layer_, self.dictionary_ = self._make_layer(
+                    X, X.shape[1], rng, generator, self.device_)
+                self._generator = generator
+                self.objective_curve_ = []
+                self.n_iter_ = 0
+            X_in = X if self.mean_ is None else (X - self.mean_) / self.scale_
+            X_t = _training.to_device(X_in, self.device_)
+            layer = self.layer_
+            params = [p for p in layer.parameters() if p.requires_grad]
+
+            def objective(Xb):
+                return rica_objective(layer.weight, Xb, self.sparsity, self.contrast, self.epsilon)
+
+            _training.enable_verbose_logging(self.verbose)
+            with torch.no_grad():
+                start = objective(X_t).item()
+            if not self.objective_curve_:
+                self.objective_curve_.append(start)
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(params, objective, X_t, start)
             else:
-                self.mean_ = self.scale_ = None
-            self.device_ = _training.resolve_device(self.device)
-            generator = _training.torch_generator(rng)
-            self.layer_, self.dictionary_ = self._make_layer(
-                X, X.shape[1], rng, generator, self.device_)
-            self._generator = generator
-            self.objective_curve_ = []
-            self.n_iter_ = 0
-        X_in = X if self.mean_ is None else (X - self.mean_) / self.scale_
-        X_t = _training.to_device(X_in, self.device_)
-        layer = self.layer_
-        params = [p for p in layer.parameters() if p.requires_grad]
-
-        def objective(Xb):
-            return rica_objective(layer.weight, Xb, self.sparsity, self.contrast, self.epsilon)
-
-        _training.enable_verbose_logging(self.verbose)
-        with torch.no_grad():
-            start = objective(X_t).item()
-        if not self.objective_curve_:
-            self.objective_curve_.append(start)
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(params, objective, X_t, start)
-        else:
-            self._fit_adam(objective, X_t, start)
-        self._set_attributes()
-        return self
+                self._fit_adam(objective, X_t, start)
+            self._set_attributes()
+            return self
 
     def _fit_lbfgs(self, params, objective, X_t, start):
         # One iteration per step() so the objective is recorded per iteration;

@@ -85,6 +85,27 @@ def reset_layer_(layer: nn.Module, generator: torch.Generator) -> None:
         layer.reset_parameters(generator=generator)
 
 
+def untouched_global_rng():
+    """A context in which torch's global CPU random state is saved and
+    restored: module constructors initialise their weights from it, and
+    library code must not consume it."""
+    return torch.random.fork_rng(devices=[])
+
+
+def seeded(make: Callable[[], nn.Module], generator: torch.Generator, device) -> nn.Module:
+    """``make()`` a layer on the CPU, draw its weights from ``generator``, move it.
+
+    The local generator is a CPU one, so weights are always drawn on the CPU:
+    the same seed gives the same initial weights on every device, and a
+    CUDA tensor never meets a CPU generator. The constructor's own default
+    initialisation runs with the global random state saved and restored.
+    """
+    with untouched_global_rng():
+        layer = make()
+    reset_layer_(layer, generator)
+    return layer.to(device)
+
+
 def param_groups(module: nn.Module, weight_decay: float):
     """Weight decay on weights (W, V, learned U), none on biases."""
     decay, no_decay = [], []
@@ -146,6 +167,7 @@ def train_epochs(
     verbose: int = 0,
     desc: str = "epoch",
     warn_not_converged: bool = True,
+    catch_interrupt: bool = True,
 ) -> TrainingResult:
     """Minibatch training for ``epochs`` epochs, with sklearn-style stopping.
 
@@ -168,7 +190,9 @@ def train_epochs(
         best epoch's weights are restored. Without it, the same rule applies
         to the training loss (scikit-learn's MLP semantics).
 
-    Ctrl-C stops training cleanly, with a warning, keeping the weights.
+    Ctrl-C stops training cleanly, with a warning, keeping the weights
+    (``result.interrupted``); with ``catch_interrupt=False`` it propagates.
+    A NaN or infinite loss is a ValueError, checked once per epoch.
     """
     enable_verbose_logging(verbose)
     result = TrainingResult()
@@ -179,7 +203,8 @@ def train_epochs(
         for epoch in range(epochs):
             if shuffle:
                 order = torch.randperm(n, generator=generator).to(X.device)
-            total = 0.0
+            # The running loss stays on the device: no host sync per batch.
+            total = torch.zeros((), device=X.device)
             for start in range(0, n, batch_size):
                 if shuffle:
                     idx = order[start:start + batch_size]
@@ -190,11 +215,6 @@ def train_epochs(
                     yb = None if y is None else y[start:start + batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = batch_loss(xb, yb)
-                if not torch.isfinite(loss):
-                    raise ValueError(
-                        "The training loss became NaN or infinite; lower the "
-                        "learning rate or standardise the inputs."
-                    )
                 loss.backward()
                 optimizer.step()
                 if after_step is not None:
@@ -202,8 +222,13 @@ def train_epochs(
                 if learning_rate_decay != 1.0:
                     for group in optimizer.param_groups:
                         group["lr"] /= learning_rate_decay
-                total += loss.item() * xb.shape[0]
-            epoch_loss = total / n
+                total += loss.detach() * xb.shape[0]
+            epoch_loss = total.item() / n  # one sync per epoch
+            if not math.isfinite(epoch_loss):
+                raise ValueError(
+                    "The training loss became NaN or infinite; lower the "
+                    "learning rate or standardise the inputs."
+                )
             result.losses.append(epoch_loss)
             result.n_epochs = epoch + 1
             if validation_score is not None:
@@ -232,6 +257,8 @@ def train_epochs(
                 result.converged = True
                 break
     except KeyboardInterrupt:
+        if not catch_interrupt:
+            raise
         warnings.warn(
             "Training interrupted by the user; keeping the weights trained so far.",
             UserWarning,
@@ -289,6 +316,7 @@ def fit_tied_autoencoder(
     after_step: Optional[Callable] = None,
     verbose: int = 0,
     desc: str = "autoencoder",
+    catch_interrupt: bool = True,
 ) -> TrainingResult:
     """Train ``layer`` as the encoder of a tied-weight autoencoder.
 
@@ -320,7 +348,7 @@ def fit_tied_autoencoder(
         holder, batch_loss, X, None, optimizer,
         epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
         after_step=after_step, n_iter_no_change=epochs + 1, verbose=verbose, desc=desc,
-        warn_not_converged=False,
+        warn_not_converged=False, catch_interrupt=catch_interrupt,
     )
 
 
@@ -348,12 +376,12 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
         device = resolve_device(device)
         X_t = to_device(X, device)
     generator = torch_generator(random_state)
-    layer = nn.Linear(X.shape[1], n_atoms, device=device)
-    reset_linear_(layer, generator)
+    layer = seeded(lambda: nn.Linear(X.shape[1], n_atoms), generator, device)
+    # A dictionary is not a usable model: Ctrl-C here stops the whole fit.
     fit_tied_autoencoder(
         layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, generator=generator,
-        verbose=verbose, desc="ae dictionary epoch",
+        verbose=verbose, desc="ae dictionary epoch", catch_interrupt=False,
     )
     atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
     norms = np.linalg.norm(atoms, axis=0)

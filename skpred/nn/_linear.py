@@ -166,6 +166,7 @@ class PredictedLinear(_Factored):
         self.path = path
         U_flat = U.permute(1, 0, 2).reshape(in_features, -1).contiguous()
         self._register_dictionary(U_flat)
+        self.register_buffer("_gram_cache", None, persistent=False)
         self.V = nn.Parameter(
             torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
         )
@@ -266,8 +267,10 @@ class PredictedLinear(_Factored):
         self.V.mul_(scale[:, None, :])
 
     def _gram(self) -> Tensor:
-        key = (self.U.data_ptr(), self.U.device, self.U.dtype, self.U._version)
-        if getattr(self, "_gram_key", None) != key:
+        """U_c^T U_c per column, cached in a non-persistent buffer (so it moves
+        with the module and is never saved); rebuilt when U changes."""
+        key = (self.U.data_ptr(), str(self.U.device), self.U.dtype, self.U._version)
+        if getattr(self, "_gram_key", None) != key or self._gram_cache is None:
             U = self.dictionaries
             self._gram_cache = torch.bmm(U.transpose(1, 2), U)
             self._gram_key = key
