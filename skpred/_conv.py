@@ -168,6 +168,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     warm_start : bool, default=False
+        As in :class:`PredictedMLPClassifier`: the network is kept, the
+        optimizer rebuilt, and a changed architecture parameter is an error.
 
     Attributes
     ----------

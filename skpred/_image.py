@@ -220,6 +220,9 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     whitener_ : ZCAWhitening
     image_shape_ : tuple (rows, cols, channels)
     patch_shape_ : tuple (ph, pw, channels)
+    device_ : torch.device
+        Where ``transform`` runs (``device`` resolved at fit; the CPU after
+        unpickling).
     n_features_in_ : int
 
     Examples
@@ -294,6 +297,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     f"{P.shape[1]}) after fitting on patches."
                 )
             self.image_shape_ = shape
+            self.device_ = _training.resolve_device(self.device)
             self.patch_shape_ = (ph, pw, shape[2])
             self._n_features_out = 4 * W.shape[0] * ENCODINGS[self.encoding][1]
             return self
@@ -317,7 +321,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         where m is 2 for "relu_split" and 1 otherwise; quadrant-major order."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        device = _training.resolve_device(self.device)
+        device = self.device_
         F, bias = self._filters(device)
         rows, cols, C = self.image_shape_
         ph, pw, _ = self.patch_shape_
@@ -341,6 +345,14 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                           for r0, r1 in _bin_edges(oh) for c0, c1 in _bin_edges(ow)]
                 out.append(torch.cat(pooled, dim=1).cpu())
         return torch.cat(out).numpy().astype(X.dtype, copy=False)
+
+    def __getstate__(self):
+        # Like the torch-backed estimators: a model fitted on a GPU is
+        # stored to run on the CPU, so it loads where there is none.
+        state = dict(super().__getstate__())
+        if "device_" in state:
+            state["device_"] = torch.device("cpu")
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

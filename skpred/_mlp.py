@@ -162,6 +162,22 @@ class PredictedMLPClassifier(TorchClassifierBase):
         Log the loss of every epoch (logger "skpred").
     warm_start : bool, default=False
         Reuse the fitted network (and its dictionaries) on the next ``fit``.
+        As in scikit-learn, the optimizer is rebuilt from the current
+        ``solver``, ``learning_rate_init``, ``momentum`` and
+        ``weight_decay``; changing a parameter that shapes the network
+        (``hidden_layer_sizes``, ``dictionary``, ``alpha_fraction``, ...)
+        is a ValueError naming it.
+
+    Notes
+    -----
+    A ``fit`` or ``partial_fit`` that raises leaves the estimator as it was
+    (unfitted, if it was). Ctrl-C stops the whole fit, pretraining included,
+    keeps what was trained with one warning, and leaves a usable model.
+    Layers are initialised on the CPU from the seeded generator and then
+    moved to the device, so a seed gives the same initial weights on every
+    device; torch's global random state is never used. Pickles hold the
+    weights on the CPU and the optimizer's state, so training continues
+    after a round trip exactly as without it.
 
     Attributes
     ----------
