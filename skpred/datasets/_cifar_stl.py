@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -32,21 +33,71 @@ def _cifar_folder(path):
     )
 
 
-def _read_cifar_batch(file):
+# What a CIFAR-10 "python version" file may name when unpickled: numpy's
+# array and scalar reconstruction (under numpy 1's and numpy 2's module
+# names) and the codec Python 3 uses for bytes in protocol 2. Dicts, lists,
+# strings, bytes and numbers need no global at all. Anything else (a class,
+# os.system, builtins.eval, ...) is refused before it is ever called.
+_CIFAR_GLOBALS = frozenset(
+    [(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+     for n in ("_reconstruct", "scalar")]
+    + [(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")]
+    + [("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")]
+)
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that admits only what CIFAR-10 files contain."""
+
+    def find_class(self, module, name):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise _RefusedGlobal(f"{module}.{name}")
+
+
+def _unpickle(file, what):
+    """Load a CIFAR-10 pickle through the restricted unpickler.
+
+    Every failure is a ValueError naming the file; a refused global is named
+    too. Nothing in the file can run code.
+    """
     try:
         with open(file, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            return _CifarUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise
+    except _RefusedGlobal as exc:
+        raise ValueError(
+            f"{file} is not a CIFAR-10 {what}: it asks to load {exc}, which the CIFAR-10 "
+            f"format never holds (only dicts, lists, strings, numbers and numpy arrays "
+            f"are admitted); refused without running it."
+        ) from None
     except Exception as exc:  # truncated or not a pickle at all
-        raise ValueError(f"{file} is not a readable CIFAR-10 batch (corrupt or truncated): {exc}") from exc
+        raise ValueError(
+            f"{file} is not a readable CIFAR-10 {what} (corrupt or truncated): "
+            f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_cifar_batch(file):
+    batch = _unpickle(file, "batch")
     if not isinstance(batch, dict):
         raise ValueError(f"{file} is not a CIFAR-10 batch: it holds a {type(batch).__name__}, not a dict.")
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if "data" not in batch or "labels" not in batch:
         raise ValueError(f"{file} is not a CIFAR-10 batch: keys 'data' and 'labels' are missing.")
     data = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"], dtype=np.int64)
+    labels = batch["labels"]
+    if not isinstance(labels, (list, np.ndarray)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        raise ValueError(f"{file}: CIFAR-10 'labels' must be a list of integers 0..9.")
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(
+            f"{file}: CIFAR-10 labels must be 0..9, found {labels.min()}..{labels.max()}.")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(
             f"{file}: 'data' must be uint8 of shape (n, 3072), got {data.dtype} {data.shape}."
@@ -65,6 +116,13 @@ def load_cifar10(path, *, return_X_y=False, as_uint8=False):
     path : str
         Folder holding ``data_batch_1`` .. ``data_batch_5`` and ``test_batch``
         (pickled dicts with ``data`` and ``labels``), or its parent.
+
+        The "python version" is a pickle format, and a pickle can run code.
+        These files are read with a restricted unpickler that admits only
+        what the format holds (dicts, lists, strings, bytes, numbers and
+        numpy arrays); a file naming anything else (a class, a function) is
+        refused with a ValueError naming the file and what it asked for,
+        before anything in it runs. Labels must be integers 0..9.
     return_X_y : bool, default=False
         Return ``(data, target)`` of the training set.
     as_uint8 : bool, default=False
@@ -86,9 +144,14 @@ def load_cifar10(path, *, return_X_y=False, as_uint8=False):
     names = None
     meta = os.path.join(folder, "batches.meta")
     if os.path.exists(meta):
-        with open(meta, "rb") as f:
-            names = [n.decode() if isinstance(n, bytes) else n
-                     for n in pickle.load(f, encoding="bytes").get(b"label_names", [])] or None
+        content = _unpickle(meta, "meta file")
+        raw = content.get(b"label_names", content.get("label_names", [])) \
+            if isinstance(content, dict) else None
+        if not isinstance(raw, list) or not all(isinstance(n, (str, bytes)) for n in raw):
+            raise ValueError(
+                f"{meta} is not a CIFAR-10 meta file: expected a dict whose 'label_names' "
+                f"is a list of strings.")
+        names = [n.decode() if isinstance(n, bytes) else n for n in raw] or None
     data, data_test = _pixels(X_train, as_uint8), _pixels(X_test, as_uint8)
     if return_X_y:
         return data, y_train
@@ -172,8 +235,9 @@ def load_stl10(path, *, downsample=1, as_uint8=False, unlabeled=False):
             raise FileNotFoundError(f"No STL-10 file {name!r} in {path!r}.")
         return full
 
-    if not isinstance(downsample, int) or downsample < 1:
+    if isinstance(downsample, bool) or not isinstance(downsample, Integral) or downsample < 1:
         raise ValueError(f"downsample must be a positive integer, got {downsample!r}.")
+    downsample = int(downsample)
     parts = {}
     for split in ("train", "test"):
         images = _stl_images(file(f"{split}_X.bin"))

@@ -3,6 +3,7 @@
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -33,6 +34,19 @@ def _open(path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
+def _read_at_most(f, n_bytes, chunk=1 << 24):
+    """Read up to ``n_bytes`` in chunks: memory grows with the data actually
+    there, never with what a (possibly corrupt) header claims."""
+    parts, got = [], 0
+    while got < n_bytes:
+        part = f.read(min(chunk, n_bytes - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
 def read_idx(path, expected_ndim=None):
     """Read one IDX file (gzipped or not) into a numpy array.
 
@@ -59,9 +73,16 @@ def read_idx(path, expected_ndim=None):
             if len(dims_raw) < 4 * ndim:
                 raise ValueError(f"{path} is truncated: its header is incomplete.")
             shape = struct.unpack(f">{ndim}I", dims_raw)
-            n_bytes = int(np.prod(shape)) * dtype.itemsize
-            payload = f.read(n_bytes)
-    except (OSError, EOFError) as exc:
+            n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if not isinstance(f, gzip.GzipFile):
+                # The header's claim against the file's size, before reading.
+                available = os.path.getsize(path) - 4 - 4 * ndim
+                if n_bytes > available:
+                    raise ValueError(
+                        f"{path} is truncated or corrupt: its header claims shape {shape} "
+                        f"({n_bytes} bytes of data) but the file holds {available}.")
+            payload = _read_at_most(f, n_bytes)
+    except (OSError, EOFError, struct.error, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"{path} could not be read as an IDX file: {exc}") from exc
@@ -143,8 +164,19 @@ def load_mnist(path=None, *, return_X_y=False, as_uint8=False):
         arrays = {k: read_idx(_find(path, v), 3 if "images" in k else 1) for k, v in _FILES.items()}
         for part in ("train", "test"):
             images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+            image_file, label_file = (_find(path, _FILES[f"{part}_{k}"]) for k in ("images", "labels"))
             if images.shape[1:] != (28, 28):
-                raise ValueError(f"MNIST {part} images must be 28x28, got {images.shape[1:]}.")
+                raise ValueError(
+                    f"{image_file}: MNIST images must be 28x28, got {images.shape[1:]}.")
+            if images.dtype != np.uint8:
+                raise ValueError(
+                    f"{image_file}: MNIST images must be unsigned bytes (IDX type 0x08), "
+                    f"got {images.dtype}.")
+            if labels.dtype.kind not in "iu" or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+                raise ValueError(
+                    f"{label_file}: MNIST labels must be integers 0..9, got "
+                    f"{labels.dtype} in {labels.min() if labels.size else '-'}.."
+                    f"{labels.max() if labels.size else '-'}.")
             if len(images) != len(labels):
                 raise ValueError(
                     f"MNIST {part} files disagree: {len(images)} images but {len(labels)} labels."
