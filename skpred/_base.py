@@ -16,8 +16,9 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from ._validation import validate_floats
 from . import _training
 from .nn._linear import _Factored
 
@@ -156,7 +157,7 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
 
     def _check_X(self, X, y="no_validation", reset=True):
         """Validate X (and y unless "no_validation"); subclasses reshape images here."""
-        return validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        return validate_floats(self, X, y, reset=reset)
 
     def _validate_fit_data(self, X, y, reset):
         X, y = self._check_X(X, y, reset=reset)

@@ -5,8 +5,8 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
 
+from ._validation import validate_floats
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
 from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase
@@ -114,7 +114,10 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     image_shape : tuple of int, "1d" or None, default=None
         ``(rows, cols)`` or ``(rows, cols, channels)`` of the flattened,
         channels-last input. None takes the shape of 4-D input
-        ``(n, rows, cols, channels)``; for flat input it infers a square
+        ``(n, rows, cols, channels)`` (4-D input shaped like torch's
+        channels-first ``(n, 1 or 3, rows, cols)`` with more than 4 columns is
+        refused: transpose it, or give ``image_shape`` to confirm the layout);
+        for flat input it infers a square
         grayscale image when ``n_features`` is a perfect square, and a 1-D
         signal otherwise (a network of convolutions always needs a grid:
         tabular input is convolved along its feature order). "1d" treats
@@ -298,6 +301,14 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         """Accept flat (n, rows*cols*channels) or 4-D (n, rows, cols, channels) X."""
         if getattr(X, "ndim", None) == 4:
             shape = tuple(X.shape[1:])
+            if shape[0] in (1, 3) and shape[2] > 4 and self.image_shape is None:
+                # (n, 1 or 3, H, W) is torch's layout, not skpred's: taken as
+                # channels-last it would be 1 or 3 rows of W-channel pixels.
+                raise ValueError(
+                    f"4-D X of shape {tuple(X.shape)} looks channels-first (n, channels, "
+                    f"rows, cols); skpred takes channels-last images (n, rows, cols, "
+                    f"channels). Pass X.transpose(0, 2, 3, 1), or give image_shape to "
+                    f"say the layout is meant.")
             expected = self._fit_image_shape() if not reset else self._declared_shape(shape)
             if shape != expected:
                 raise ValueError(
@@ -308,7 +319,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                 self._input_image_shape = shape
         elif reset:
             self._input_image_shape = None
-        return validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+        return validate_floats(self, X, y, reset=reset)
 
     def _declared_shape(self, shape_4d):
         if self.image_shape is None or self.image_shape == "1d":

@@ -6,8 +6,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from . import _training
+from ._validation import validate_floats
 from ._base import all_or_nothing
 from ._layers import KERNELS, auto_dictionary, build_dictionaries
 
@@ -233,7 +235,8 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             Fitted transformer.
         """
         with all_or_nothing(self):  # a failed fit leaves the estimator as it was
-            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            X = validate_floats(self, X)
+            device = _training.resolve_device(self.device)  # validated whatever the kernel
             kernel = self.kernel
             if kernel == "auto":
                 kernel = auto_dictionary(self.image_shape is not None)
@@ -242,7 +245,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 alpha_fraction=self.alpha_fraction, n_atoms=self.n_atoms, n_columns=self.n_columns,
                 length_scale=self.length_scale, ridge=self.ridge, image_shape=self.image_shape,
                 ae_n_components=self.ae_n_components, ae_max_iter=self.ae_max_iter,
-                device=self.device,
+                device=device,
             )
             set_fitted_dictionary(self, built, X.shape[1])
             return self
@@ -260,7 +263,7 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             Same floating dtype as X (float32 stays float32).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_floats(self, X, reset=False)
         return X @ self.components_.T.astype(X.dtype, copy=False)
 
     def predict_weights(self, V):

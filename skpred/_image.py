@@ -12,14 +12,16 @@ import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
+    OneToOneFeatureMixin,
     TransformerMixin,
     _fit_context,
     clone,
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from ._validation import validate_floats
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
 from ._base import all_or_nothing
@@ -83,7 +85,7 @@ def normalize_patches(P, epsilon):
     return P / np.sqrt(P.var(axis=1, keepdims=True) + epsilon)
 
 
-class ZCAWhitening(TransformerMixin, BaseEstimator):
+class ZCAWhitening(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """ZCA whitening: ``(x - mean) C^-1/2`` with ``C`` the covariance plus epsilon.
 
     Parameters
@@ -120,7 +122,7 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         with all_or_nothing(self):  # a failed fit leaves the estimator as it was
-            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            X = validate_floats(self, X)
             if X.shape[0] < 2:
                 raise ValueError(f"ZCAWhitening needs at least 2 samples, got n_samples={X.shape[0]}.")
             self.mean_ = X.mean(axis=0, dtype=np.float64)
@@ -138,12 +140,12 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_floats(self, X, reset=False)
         return ((X - self.mean_) @ self.whitening_).astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_floats(self, X, reset=False)
         return (X @ self.dewhitening_ + self.mean_).astype(X.dtype, copy=False)
 
     def __sklearn_tags__(self):
@@ -274,7 +276,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
         with all_or_nothing(self):  # a failed fit leaves the estimator as it was
-            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            X = validate_floats(self, X)
             shape, one_d = _kernels.grid_shape(X.shape[1], self.image_shape)
             ph, pw = _patch_hw(self.patch_size, shape, one_d)
             rng = check_random_state(self.random_state)
@@ -320,7 +322,7 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Pooled encoded responses, shape (n_images, 4 * n_components * m)
         where m is 2 for "relu_split" and 1 otherwise; quadrant-major order."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_floats(self, X, reset=False)
         device = self.device_
         F, bias = self._filters(device)
         rows, cols, C = self.image_shape_
@@ -334,7 +336,8 @@ class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         out = []
         with torch.no_grad():
             for s in range(0, len(X), chunk):
-                xb = torch.as_tensor(X[s:s + chunk], dtype=torch.float32).to(device)
+                # torch.tensor copies the chunk: read-only input (memmaps) is fine.
+                xb = torch.tensor(X[s:s + chunk], dtype=torch.float32, device=device)
                 imgs = xb.reshape(-1, rows, cols, C).permute(0, 3, 1, 2)
                 P = torch.nn.functional.unfold(imgs, (ph, pw), stride=self.stride)  # (B, d, L)
                 P = P - P.mean(dim=1, keepdim=True)

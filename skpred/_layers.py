@@ -138,6 +138,24 @@ def _scaled(ridge, relative, K):
     return ridge * scale if scale > 0 else ridge
 
 
+def check_length_scale(length_scale, where="length_scale"):
+    """A positive finite scalar, or one per spatial axis (1 or 2 values).
+
+    Checked whatever the dictionary, so that a wrong value is reported even
+    where the kernel chosen does not read it.
+    """
+    ls = np.asarray(length_scale, dtype=object)
+    try:
+        values = np.asarray(length_scale, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        values = None
+    if (values is None or ls.ndim > 1 or values.size not in (1, 2)
+            or not np.all(np.isfinite(values)) or np.any(values <= 0)):
+        raise ValueError(
+            f"{where} must be a positive number or a pair (rows, cols) of positive "
+            f"numbers, got {length_scale!r}.")
+
+
 def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=None,
                        n_columns=1, length_scale=1.0, ridge="auto", image_shape=None,
                        ae_n_components=None, ae_max_iter=10, device="cpu"):
@@ -166,6 +184,7 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     LayerDictionaries
     """
     name = "callable" if callable(kind) else kind
+    check_length_scale(length_scale)
     if name != "callable" and name not in KERNELS:
         raise ValueError(f"Unknown dictionary {kind!r}; expected one of {sorted(KERNELS)}.")
     needs_data = name in DATA_KERNELS or name == "callable"
@@ -307,6 +326,7 @@ def resolve_layer_specs(layers, *, dictionary, alpha_fraction, n_columns, length
             raise ValueError(
                 f"n_columns={c} does not divide the {units} {unit_word} of {where}: "
                 f"they are split equally among columns.")
+        check_length_scale(ls, f"length_scale of {where}")
         if r is not None and r != "auto" and not (isinstance(r, Real) and r > 0):
             raise ValueError(f"ridge of {where} must be positive, None or 'auto', got {r!r}.")
         specs.append({**layer, "dictionary": d, "alpha_fraction": float(f),

@@ -5,7 +5,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _training
+from . import _kernels, _training
 from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, resolve_batch_size
 from ._dictionary import layer_dictionary
 from ._layers import (DATA_KERNELS, KERNELS, build_dictionaries, layer_record,
@@ -396,6 +396,9 @@ class PredictedMLPClassifier(TorchClassifierBase):
         return after_step
 
     def _build(self, X_t, n_classes, rng, generator, device):
+        if self.image_shape is not None:
+            # Checked even where no layer reads it (dictionary=None, emp).
+            _kernels.infer_image_shape(X_t.shape[1], self.image_shape)
         specs = self._layer_specs()
         pretrained = self._pretrained_layers(specs)
         act = ACTIVATIONS[self.activation]

@@ -13,9 +13,10 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from . import _training
+from ._validation import check_float32_range, validate_floats
+from . import _kernels, _training
 from ._base import TorchStateMixin, all_or_nothing
 from ._dictionary import layer_dictionary
 from ._layers import KERNELS, auto_dictionary, build_dictionaries
@@ -273,9 +274,12 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         warm = self.warm_start and hasattr(self, "layer_")
         # A failed fit leaves the estimator as it was.
         with all_or_nothing(self, ("layer_", "_generator", "objective_curve_") if warm else ()):
-            X = validate_data(self, X, reset=not warm, dtype=[np.float64, np.float32])
+            X = validate_floats(self, X, reset=not warm)
             if X.shape[0] < 2:
                 raise ValueError(f"PredictedRICA needs at least 2 samples, got n_samples={X.shape[0]}.")
+            if self.image_shape is not None:
+                # Checked even where the dictionary does not read it.
+                _kernels.infer_image_shape(X.shape[1], self.image_shape)
             rng = check_random_state(self.random_state)
             if not warm:
                 if self.standardize:
@@ -380,7 +384,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
     # ------------------------------------------------------------ transform
 
     def _prepared(self, X):
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_floats(self, X, reset=False)
         if self.mean_ is not None:
             X = ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
         return X
@@ -395,14 +399,16 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
         """Reconstruction ``Z W`` from responses Z (in the standardised space
         mapped back when ``standardize``)."""
         check_is_fitted(self)
-        Z = np.asarray(X)
-        if Z.ndim != 2 or Z.shape[1] != self.components_.shape[0]:
+        # Finite real numbers only (complex input is an error, not a warning).
+        Z = check_array(X, dtype=[np.float64, np.float32])
+        check_float32_range(Z)
+        if Z.shape[1] != self.components_.shape[0]:
             raise ValueError(
                 f"inverse_transform expects shape (n_samples, {self.components_.shape[0]}), "
                 f"got {Z.shape}."
             )
-        dtype = Z.dtype if Z.dtype in (np.float32, np.float64) else np.float64
-        out = Z.astype(dtype, copy=False) @ self.components_.astype(dtype, copy=False)
+        dtype = Z.dtype
+        out = Z @ self.components_.astype(dtype, copy=False)
         if self.mean_ is not None:
             out = out * self.scale_ + self.mean_
         return out.astype(dtype, copy=False)

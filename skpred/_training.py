@@ -288,7 +288,8 @@ def predict_in_batches(fn, X, device, batch_size=4096, dtype=torch.float32, pad=
     """
     outputs = []
     for start in range(0, X.shape[0], batch_size):
-        xb = torch.as_tensor(X[start:start + batch_size], dtype=dtype).to(device)
+        # torch.tensor copies the chunk: read-only input (memmaps) is fine.
+        xb = torch.tensor(X[start:start + batch_size], dtype=dtype, device=device)
         n = xb.shape[0]
         if pad and n < batch_size:
             xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])

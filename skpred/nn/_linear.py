@@ -218,6 +218,10 @@ class PredictedLinear(_Factored):
         return self._weight_in_out().t()
 
     def forward(self, input: Tensor) -> Tensor:
+        if input.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs with in_features={self.in_features} "
+                f"values in the last dimension, got input of shape {tuple(input.shape)}.")
         lead = input.shape[:-1]
         x = input.reshape(-1, self.in_features)
         B = x.shape[0]
@@ -337,6 +341,10 @@ class LowRankLinear(PredictedLinear):
         learned against ``in_features * m`` for a dense layer, so the rank is
         ``alpha_fraction * in_features * m / (in_features + m)`` (at least 1).
         """
+        if not 0 < alpha_fraction <= 1:
+            raise ValueError(f"alpha_fraction must be in (0, 1], got {alpha_fraction!r}.")
+        if n_columns < 1:
+            raise ValueError(f"n_columns must be >= 1, got {n_columns!r}.")
         m = out_features // n_columns
         rank = max(1, round(alpha_fraction * in_features * m / (in_features + m)))
         return cls(in_features, out_features, rank, n_columns, **kwargs)
