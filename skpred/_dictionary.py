@@ -307,22 +307,3 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-
-def fit_layer_dictionary(spec, n_in, inputs, rng, device, image_shape=None, **extra):
-    """The fitted KernelDictionary of one predicted layer of a network.
-
-    ``spec`` holds the layer's ``dictionary``, ``alpha_fraction``,
-    ``n_columns``, ``length_scale`` and ``ridge``. ``inputs`` (a tensor of
-    the layer's input on the training data, or None) is read only by
-    data-driven kernels; the others see only the width ``n_in``.
-    """
-    kd = KernelDictionary(
-        spec["dictionary"], alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
-        length_scale=spec["length_scale"], ridge=spec["ridge"], image_shape=image_shape,
-        device=str(device), random_state=rng, **extra,
-    )
-    if spec["dictionary"] in DATA_KERNELS:
-        data = inputs.cpu().numpy()  # a view, not a copy, on the CPU
-    else:
-        data = np.zeros((2, n_in), dtype=np.float32)  # only the width is used
-    return kd.fit(data)

@@ -155,9 +155,13 @@ class ZCAWhitening(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 def _bin_edges(length):
-    """Two halves of an axis; for length 1 both are that single row."""
+    """Two disjoint halves of an axis, the first taking the middle row of an
+    odd length (Coates et al.: ``1:round(n/2)`` and ``round(n/2)+1:end``).
+    A length of 1 cannot be split: both halves are that single row."""
+    if length == 1:
+        return [(0, 1), (0, 1)]
     half = (length + 1) // 2
-    return [(0, half), (length // 2, length)]
+    return [(0, half), (half, length)]
 
 
 # One registry for the string option `encoding`: name -> (fn, outputs per feature).

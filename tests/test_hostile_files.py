@@ -1,7 +1,6 @@
 """Loaders given hostile or corrupt files: no code runs, no silent garbage,
 every failure a ValueError that names the file."""
 
-import os
 import pickle
 import struct
 

@@ -183,3 +183,33 @@ def test_predicted_conv_same_padding_with_even_kernel():
     torch.testing.assert_close(out, conv.to_dense()(x))
     with pytest.raises(ValueError, match="needs stride 1"):
         PredictedConv2d(2, 4, 4, _conv_dicts(2, 4, 6, 2), padding="same", stride=2)
+
+
+@pytest.mark.parametrize("columns", [1, 2])
+def test_max_norm_bounds_every_filter_of_a_predicted_convolution(columns):
+    """Breakage caught: max_norm_ falling back to weight.renorm_, which
+    renormalises a freshly materialised temporary and leaves the filters as
+    they were. Reference: the norms of the materialised filters, computed
+    here from U and V directly."""
+    from skpred.nn import PredictedConv2d
+    from skpred.nn._mlp import max_norm_
+
+    rng = np.random.RandomState(0)
+    banks = [rng.standard_normal((3 * 5 * 5, 6)) for _ in range(columns)]
+    conv = PredictedConv2d(3, 8, 5, banks, padding="same")
+    with torch.no_grad():
+        conv.V.mul_(10.0)  # every filter far above the cap
+    U = torch.stack([torch.as_tensor(b, dtype=torch.float32) for b in banks])  # (C, 75, 6)
+    norms_before = torch.einsum("cka,cam->cmk", U, conv.V).flatten(0, 1).norm(dim=1)
+    assert (norms_before > 1.0).all()
+    max_norm_(conv, 1.0)
+    filters = torch.einsum("cka,cam->cmk", U, conv.V).flatten(0, 1)
+    assert filters.norm(dim=1).max() <= 1.0 + 1e-5
+    torch.testing.assert_close(filters.reshape(conv.weight.shape), conv.weight)
+    # a filter already under the cap is left alone
+    small = PredictedConv2d(3, 8, 5, banks, padding="same")
+    with torch.no_grad():
+        small.V.mul_(1e-3)
+    V = small.V.clone()
+    max_norm_(small, 1.0)
+    torch.testing.assert_close(small.V, V)

@@ -254,3 +254,22 @@ def test_encoder_needs_a_learner_with_components(digits):
     X, _ = digits
     with pytest.raises(ValueError, match="feature_learner must expose components_"):
         ImageEncoder(NoComponents(), patch_size=3, n_patches=200, device="cpu").fit(X[:50])
+
+
+@pytest.mark.parametrize("length", [1, 2, 5, 6, 27])
+def test_quadrant_pooling_uses_disjoint_halves(length):
+    """Breakage caught: overlapping halves on odd sizes ([(0, 14), (13, 27)]
+    pooled CIFAR's middle row into two quadrants and its centre into all
+    four). Reference: explicit slices (first half takes the middle row, as
+    Coates et al.'s round(n/2)); a 1-long axis cannot be split."""
+    from skpred._image import _bin_edges
+
+    (a0, a1), (b0, b1) = _bin_edges(length)
+    if length == 1:
+        assert (a0, a1, b0, b1) == (0, 1, 0, 1)
+        return
+    first = -(-length // 2)  # ceil
+    assert (a0, a1, b0, b1) == (0, first, first, length)
+    rows = np.arange(length)
+    assert np.intersect1d(rows[a0:a1], rows[b0:b1]).size == 0
+    assert np.union1d(rows[a0:a1], rows[b0:b1]).size == length

@@ -21,7 +21,6 @@ from skpred import (
     PredictedRICA,
     ZCAWhitening,
 )
-from skpred import _training
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
 CPU = dict(device="cpu", random_state=0)

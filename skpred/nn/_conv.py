@@ -92,6 +92,7 @@ class PredictedConv2d(_Factored):
         self.units_per_column = _split_units(self.out_channels, self.n_columns, "out_channels")
         bank = U.permute(0, 2, 1).reshape(self.n_columns * self.n_atoms, self.in_channels, kh, kw)
         self.register_buffer("U", bank.contiguous())
+        self.register_buffer("_gram_cache", None, persistent=False)
         self.V = nn.Parameter(
             torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
         )

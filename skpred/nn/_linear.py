@@ -92,6 +92,32 @@ class _Factored(nn.Module):
         return self.U.numel()
 
     @torch.no_grad()
+    def max_norm_(self, max_norm: float) -> None:
+        """Scale V so that no unit's incoming weight vector (a column of W, a
+        filter of a convolution) has a norm above ``max_norm``.
+
+        ``||U_c v||^2 = v^T (U_c^T U_c) v``: the norms come from the small
+        Gram matrices of each column's dictionary, without materialising W.
+        """
+        norms = torch.einsum("cam,cab,cbm->cm", self.V, self._gram(), self.V).clamp_min(0).sqrt()
+        scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
+        self.V.mul_(scale[:, None, :])
+
+    def _gram(self) -> Tensor:
+        """U_c^T U_c per column. For a fixed U it is cached in the
+        non-persistent buffer ``_gram_cache`` (it moves with the module and is
+        never saved) and rebuilt when U changes; a learned U (LowRank) is
+        never cached."""
+        U = self.dictionaries  # (C, fan_in, a)
+        if self.U.requires_grad:
+            return torch.bmm(U.transpose(1, 2), U)
+        key = (self.U.data_ptr(), str(self.U.device), self.U.dtype, self.U._version)
+        if getattr(self, "_gram_key", None) != key or self._gram_cache is None:
+            self._gram_cache = torch.bmm(U.transpose(1, 2), U)
+            self._gram_key = key
+        return self._gram_cache
+
+    @torch.no_grad()
     def _fill_dense(self, dense: nn.Module) -> nn.Module:
         dense.weight.copy_(self.weight)
         if self.bias is not None:
@@ -253,32 +279,6 @@ class PredictedLinear(_Factored):
             if self.bias is not None:
                 dense.bias.copy_(self.bias)
         return dense
-
-    @torch.no_grad()
-    def max_norm_(self, max_norm: float) -> None:
-        """Scale V so no unit's incoming weight vector (a column of W) exceeds max_norm.
-
-        ``||U_c v||^2 = v^T (U_c^T U_c) v``, so the norms come from the small
-        Gram matrices of U without materialising W.
-        """
-        if self.U.requires_grad:  # learned U (LowRank): no fixed Gram matrix
-            norms = self._weight_in_out().view(self.in_features, self.n_columns, -1)
-            norms = norms.norm(dim=0)  # (C, m)
-        else:
-            gram = self._gram()
-            norms = torch.einsum("cam,cab,cbm->cm", self.V, gram, self.V).clamp_min(0).sqrt()
-        scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
-        self.V.mul_(scale[:, None, :])
-
-    def _gram(self) -> Tensor:
-        """U_c^T U_c per column, cached in a non-persistent buffer (so it moves
-        with the module and is never saved); rebuilt when U changes."""
-        key = (self.U.data_ptr(), str(self.U.device), self.U.dtype, self.U._version)
-        if getattr(self, "_gram_key", None) != key or self._gram_cache is None:
-            U = self.dictionaries
-            self._gram_cache = torch.bmm(U.transpose(1, 2), U)
-            self._gram_key = key
-        return self._gram_cache
 
     @property
     def n_dynamic_params(self) -> int:

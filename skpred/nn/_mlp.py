@@ -19,8 +19,9 @@ ACTIVATIONS = {
 def max_norm_(layer: nn.Module, max_norm: float) -> None:
     """Cap the norm of every unit's incoming weight vector at ``max_norm``.
 
-    Works for ``nn.Linear`` (rows of ``weight``) and for the predicted layers
-    (their ``max_norm_`` method scales V).
+    Works for ``nn.Linear`` and ``nn.Conv2d`` (rows or filters of
+    ``weight``, renormalised in place) and for the predicted layers, dense
+    and convolutional (their ``max_norm_`` method scales V).
     """
     if hasattr(layer, "max_norm_"):
         layer.max_norm_(max_norm)
