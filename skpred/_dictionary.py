@@ -27,6 +27,7 @@ def set_fitted_dictionary(kd, built, n_features):
     kd.n_atoms_ = built.n_atoms
     kd.image_shape_ = built.image_shape
     kd.ridge_ = built.ridge
+    kd.length_scale_ = built.length_scale
     kd.components_ = np.concatenate([U.T for U in built.dictionaries], axis=0)
     kd.n_features_in_ = n_features
     kd._n_features_out = kd.components_.shape[0]
@@ -100,9 +101,15 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ``alpha_fraction`` is ignored.
     n_columns : int, default=1
         Number of columns, each with its own alpha and dictionary.
-    length_scale : float or tuple of float, default=1.0
+    length_scale : float, tuple of float or "loo", default=1.0
         Length scale of the ``se`` kernel in pixels, one value or one per
-        spatial axis ``(rows, cols)``.
+        spatial axis ``(rows, cols)``. ``"loo"`` chooses it from the data:
+        each row of ``X`` is taken as a function on the grid, and the length
+        scale (among 0.5 to 4 pixels) whose kernel ridge regression best
+        predicts each row's values at alpha from its other values there
+        (leave-one-out, in closed form) is used; with ``ridge="auto"`` the
+        ridge is chosen alike (among 1e-4 to 1). The choice is
+        ``length_scale_`` and ``ridge_``. ``se`` only.
     ridge : float, None or "auto", default="auto"
         Ridge of the kernel ridge predictor ``U = K_xa (K_aa + ridge I)^-1``.
         ``None`` is raw mode, ``U = K_xa``. ``"auto"`` is relative to the
@@ -149,6 +156,8 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         The (rows, cols, channels) grid used, or None.
     ridge_ : float or None
         The ridge actually used (absolute), None where no ridge solve runs.
+    length_scale_ : float, tuple or None
+        The se length scale used (chosen with "loo"); None for other kernels.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -181,7 +190,8 @@ class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "alpha_fraction": [Interval(Real, 0, 1, closed="right")],
         "n_atoms": [Interval(Integral, 1, None, closed="left"), None],
         "n_columns": [Interval(Integral, 1, None, closed="left")],
-        "length_scale": [Interval(Real, 0, None, closed="neither"), "array-like"],
+        "length_scale": [Interval(Real, 0, None, closed="neither"), "array-like",
+                         StrOptions({"loo"})],
         "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"})],
         "image_shape": [tuple, list, None],
         "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],

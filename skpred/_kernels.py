@@ -35,6 +35,8 @@ __all__ = [
     "random_dictionary",
     "randcon_dictionary",
     "predict_from_subset",
+    "krr_loo_residuals",
+    "select_se_by_loo",
     "hwc_to_chw_rows",
 ]
 
@@ -358,6 +360,70 @@ def ridge_predictor(K_xa, K_aa, ridge):
             "The kernel among the sampled locations is not positive definite "
             "even after adding the ridge; use a larger ridge."
         ) from exc
+
+
+def krr_loo_residuals(K, Y, ridge):
+    """Leave-one-out residuals of kernel ridge regression, in closed form.
+
+    With ``A = K + ridge I`` and targets ``Y`` (one column per function
+    observed at the m locations of ``K``), the residual of predicting
+    location i from all the others is ``(A^-1 Y)_i / (A^-1)_ii`` (no refit).
+
+    Parameters
+    ----------
+    K : ndarray of shape (m, m)
+        Kernel among the locations.
+    Y : ndarray of shape (m, n)
+        Values at the locations, one function per column.
+    ridge : float > 0
+
+    Returns
+    -------
+    residuals : ndarray of shape (m, n)
+        ``y_i - prediction of y_i from the other m - 1 values``.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    A_inv = linalg.cho_solve(linalg.cho_factor(K + ridge * np.eye(len(K))), np.eye(len(K)))
+    return (A_inv @ np.asarray(Y, dtype=np.float64)) / np.diag(A_inv)[:, None]
+
+
+def select_se_by_loo(image_shape, Y, alphas, length_scales, ridges):
+    """The se length scale and ridge that best predict kept values from the
+    other kept values, by leave-one-out error.
+
+    Parameters
+    ----------
+    image_shape : tuple
+        Grid of the locations.
+    Y : ndarray of shape (n_functions, n_locations)
+        Functions on the grid (e.g. images, or learned features), each row
+        one function. Only the values at the locations in ``alphas`` are read.
+    alphas : list of ndarray of int
+        The kept locations (one set per column; their errors are summed).
+    length_scales, ridges : sequences of float
+        The candidates.
+
+    Returns
+    -------
+    length_scale : float
+    ridge : float
+    errors : ndarray of shape (len(length_scales), len(ridges))
+        Mean squared LOO residual of every candidate, relative to the mean
+        squared value (1.0 is what predicting zeros scores).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    errors = np.zeros((len(length_scales), len(ridges)))
+    energy = 0.0
+    for alpha in alphas:
+        T = Y[:, alpha].T  # (m, n)
+        energy += float(np.sum(T * T))
+        for i, ls in enumerate(length_scales):
+            K = se_kernel(image_shape, ls, columns=alpha)[alpha]
+            for j, r in enumerate(ridges):
+                errors[i, j] += float(np.sum(krr_loo_residuals(K, T, r) ** 2))
+    errors /= energy if energy > 0 else 1.0
+    i, j = np.unravel_index(np.argmin(errors), errors.shape)
+    return float(length_scales[i]), float(ridges[j]), errors
 
 
 def random_dictionary(n_features, n_atoms, random_state):

@@ -44,6 +44,11 @@ KERNELS = frozenset({"se", "emp", "emp2", "dct", "ae", "random", "randcon"})
 _AUTO_RIDGE = {"se": 0.1}
 _DEFAULT_AUTO_RIDGE = 1e-2
 
+# length_scale="loo": the candidates (pixels), and the ridges tried with
+# ridge="auto" (the se kernel's diagonal is 1, so these are absolute).
+LOO_LENGTH_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+LOO_RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
 # n_columns="auto": at most this many columns per layer (several columns
 # are what make small fractions work, paper Sec. 4; each adds static
 # parameters and pooling work, not learned ones).
@@ -68,6 +73,9 @@ class LayerDictionaries:
         The grid used, or None.
     ridge : float or None
         The absolute ridge used; None where no ridge solve ran.
+    length_scale : float, tuple or None
+        The se length scale used (chosen by leave-one-out with "loo"); None
+        for other kernels.
     """
 
     kind: str
@@ -76,6 +84,7 @@ class LayerDictionaries:
     n_atoms: int
     image_shape: Optional[tuple]
     ridge: Optional[float]
+    length_scale: Optional[object] = None
 
 
 def auto_dictionary(has_grid):
@@ -184,10 +193,18 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     LayerDictionaries
     """
     name = "callable" if callable(kind) else kind
-    check_length_scale(length_scale)
+    loo = isinstance(length_scale, str) and length_scale == "loo"
+    if not loo:
+        check_length_scale(length_scale)
     if name != "callable" and name not in KERNELS:
         raise ValueError(f"Unknown dictionary {kind!r}; expected one of {sorted(KERNELS)}.")
-    needs_data = name in DATA_KERNELS or name == "callable"
+    if loo and name != "se":
+        raise ValueError(f"length_scale='loo' selects the se kernel's length scale; the "
+                         f"{name!r} dictionary has none.")
+    if loo and ridge is None:
+        raise ValueError("length_scale='loo' selects by kernel ridge regression and needs a "
+                         "ridge: a number, or 'auto' to select it too.")
+    needs_data = name in DATA_KERNELS or name == "callable" or loo
     if needs_data:
         if data is None:
             raise ValueError(f"The {name!r} dictionary is built from data, but none was given.")
@@ -208,10 +225,20 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     used_ridge = None
 
     if name == "se":
+        if loo:
+            # The length scale (and with "auto" the ridge) that best predicts
+            # the data's values at alpha from the others there.
+            alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])
+            length_scale, ridge, _ = _kernels.select_se_by_loo(
+                shape, _as_numpy(data), alphas, LOO_LENGTH_SCALES,
+                LOO_RIDGES if relative else (ridge,))
+            dicts = [_kernels.ridge_predictor(K_xa, K_xa[a], ridge) for a, K_xa in
+                     ((a, _kernels.se_kernel(shape, length_scale, columns=a)) for a in alphas)]
+        else:
+            dicts, alphas = _kernel_ridge(
+                lambda a: _kernels.se_kernel(shape, length_scale, columns=a),
+                n_in, atoms, n_columns, ridge, rng, shape[2])
         used_ridge = ridge
-        dicts, alphas = _kernel_ridge(
-            lambda a: _kernels.se_kernel(shape, length_scale, columns=a),
-            n_in, atoms, n_columns, ridge, rng, shape[2])
     elif name in ("emp", "emp2", "callable"):
         if name == "callable":
             K = np.asarray(kind(_as_numpy(data)), dtype=np.float64)
@@ -248,7 +275,8 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     else:  # randcon
         alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns)
         dicts = [_kernels.randcon_dictionary(n_in, a) for a in alphas]
-    return LayerDictionaries(name, dicts, alphas, atoms, shape, used_ridge)
+    return LayerDictionaries(name, dicts, alphas, atoms, shape, used_ridge,
+                             length_scale if name == "se" else None)
 
 
 def per_layer(name, value, n_layers, what="hidden_layer_sizes",

@@ -169,3 +169,74 @@ def test_chunked_covariance_matches_np_cov_with_a_large_mean():
     np.testing.assert_allclose(
         K.empirical_kernel(X), np.cov(X.astype(np.float64), rowvar=False), rtol=1e-8, atol=1e-10
     )
+
+
+se_kernel = K.se_kernel
+
+
+def _brute_force_loo(K, Y, ridge):
+    """Refit kernel ridge regression without each location in turn."""
+    m = len(K)
+    out = np.empty_like(Y, dtype=np.float64)
+    for i in range(m):
+        keep = np.arange(m) != i
+        coef = np.linalg.solve(K[np.ix_(keep, keep)] + ridge * np.eye(m - 1), Y[keep])
+        out[i] = Y[i] - K[i, keep] @ coef
+    return out
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 0.1, 1.0])
+def test_closed_form_loo_residuals_equal_refitting(ridge):
+    """Breakage caught: a wrong closed form (e.g. dividing by diag(A) instead
+    of diag(A^-1)). Reference: one refit per held-out location."""
+    from skpred._kernels import krr_loo_residuals
+
+    rng = np.random.RandomState(0)
+    alpha = np.sort(rng.choice(64, 12, replace=False))
+    K = se_kernel((8, 8), 1.5, columns=alpha)[alpha]
+    Y = rng.standard_normal((12, 5))
+    np.testing.assert_allclose(krr_loo_residuals(K, Y, ridge), _brute_force_loo(K, Y, ridge),
+                               rtol=1e-8, atol=1e-10)
+
+
+def test_loo_selection_is_the_brute_force_argmin_and_prefers_smooth_for_smooth_data():
+    from skpred._kernels import select_se_by_loo
+
+    rng = np.random.RandomState(0)
+    grid = np.arange(10)
+    # smooth functions on a 10x10 grid: sums of wide bumps
+    smooth = np.stack([
+        np.exp(-((grid[:, None] - rng.uniform(0, 9)) ** 2 + (grid[None] - rng.uniform(0, 9)) ** 2)
+               / (2 * 3.0 ** 2)).ravel() for _ in range(20)])
+    noise = rng.standard_normal((20, 100))
+    alphas = [np.sort(rng.choice(100, 40, replace=False)) for _ in range(2)]
+    scales, ridges = (0.5, 1.0, 2.0, 4.0), (1e-4, 1e-2, 1.0)
+    ls, r, errors = select_se_by_loo((10, 10), smooth, alphas, scales, ridges)
+    brute = np.array([[sum(np.sum(_brute_force_loo(
+        se_kernel((10, 10), s, columns=a)[a], smooth[:, a].T, rr) ** 2) for a in alphas)
+        for rr in ridges] for s in scales])
+    brute /= sum(np.sum(smooth[:, a] ** 2) for a in alphas)
+    np.testing.assert_allclose(errors, brute, rtol=1e-7)
+    assert (ls, r) == (scales[np.argmin(brute) // 3], ridges[np.argmin(brute) % 3])
+    assert ls >= 2.0 and errors.min() < 0.1  # smooth: a long length scale, small error
+    ls_noise, _, err_noise = select_se_by_loo((10, 10), noise, alphas, scales, ridges)
+    assert err_noise.min() > 0.9  # noise is not predictable: about what zeros score
+
+
+def test_kernel_dictionary_loo_length_scale(digits):
+    from skpred import KernelDictionary
+
+    X, _ = digits
+    kd = KernelDictionary("se", length_scale="loo", alpha_fraction=0.5, random_state=0).fit(X)
+    assert kd.length_scale_ in (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+    assert kd.ridge_ in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    # the same U as a plain se dictionary built with the chosen values
+    plain = KernelDictionary("se", length_scale=kd.length_scale_, ridge=kd.ridge_,
+                             alpha_fraction=0.5, random_state=0).fit(X)
+    np.testing.assert_allclose(kd.components_, plain.components_)
+    fixed = KernelDictionary("se", length_scale="loo", ridge=0.1, random_state=0).fit(X)
+    assert fixed.ridge_ == 0.1
+    with pytest.raises(ValueError, match="se kernel's length scale"):
+        KernelDictionary("emp", length_scale="loo").fit(X)
+    with pytest.raises(ValueError, match="needs a ridge"):
+        KernelDictionary("se", length_scale="loo", ridge=None).fit(X)
