@@ -418,9 +418,16 @@ def select_se_by_loo(image_shape, Y, alphas, length_scales, ridges):
         T = Y[:, alpha].T  # (m, n)
         energy += float(np.sum(T * T))
         for i, ls in enumerate(length_scales):
-            K = se_kernel(image_shape, ls, columns=alpha)[alpha]
+            # One eigendecomposition serves every ridge: with K = Q S Q^T,
+            # A^-1 = Q (S + r)^-1 Q^T, so krr_loo_residuals in O(m^2 n) each.
+            s_, Q = np.linalg.eigh(se_kernel(image_shape, ls, columns=alpha)[alpha])
+            s_ = np.maximum(s_, 0.0)
+            QT = Q.T @ T
+            Q2 = Q * Q
             for j, r in enumerate(ridges):
-                errors[i, j] += float(np.sum(krr_loo_residuals(K, T, r) ** 2))
+                inv = 1.0 / (s_ + r)
+                residual = (Q @ (QT * inv[:, None])) / (Q2 @ inv)[:, None]
+                errors[i, j] += float(np.sum(residual ** 2))
     errors /= energy if energy > 0 else 1.0
     i, j = np.unravel_index(np.argmin(errors), errors.shape)
     return float(length_scales[i]), float(ridges[j]), errors
