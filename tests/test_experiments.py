@@ -5,6 +5,7 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
 
 from skpred.experiments.__main__ import main
@@ -16,6 +17,8 @@ EXPECTED = {
     "fig1": ["source", "kept_fraction", "mean_relative_error", "std_relative_error",
              "length_scale", "ridge", "n_features"],
     "fig4": ["method", "alpha_fraction", "fraction_learned", "test_error", "seconds"],
+    "fig4right": ["requested_columns", "columns", "alpha_fraction", "fraction_learned",
+                  "test_error", "seconds"],
     "fig5": ["model", "alpha_fraction", "fraction_learned", "test_error", "seconds"],
     "fig6": ["panel", "model", "alpha_fraction", "n_components", "fraction_learned",
              "dynamic_params", "error_mean", "error_low", "error_high"],
@@ -188,3 +191,27 @@ def test_fig4_quick_shows_the_paper_claim(tmp_path):
     for method in ("SE-Emp", "SE-Emp2"):
         assert err[(method, 0.05)] <= dense + 0.015
         assert err[(method, 0.05)] < min(err[("RandCon", 0.05)], err[("RandFixU", 0.05)])
+
+
+def test_fig4right_reads_frame_data_from_an_npz_without_pickle(tmp_path):
+    """The TIMIT structure on a user's frame-level data: 5 columns requested
+    on 20-unit layers run as 5; columns of 1 and 5; the file is read with
+    allow_pickle=False (an object array is refused, not unpickled)."""
+    rng = np.random.RandomState(0)
+    path = tmp_path / "frames.npz"
+    np.savez(path, X_train=rng.rand(120, 39), y_train=np.arange(120) % 4,
+             X_test=rng.rand(40, 39), y_test=np.arange(40) % 4)
+    out = tmp_path / "out"
+    assert main(["fig4right", "--preset", "tiny", "--data", str(path), "--device", "cpu",
+                 "--out", str(out), "--no-plot"]) == 0
+    _, rows = _rows(out / "fig4right.csv")
+    assert [int(r["columns"]) for r in rows] == [1, 5]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X_train=np.array([object()], dtype=object), y_train=np.zeros(1),
+             X_test=np.zeros((1, 1)), y_test=np.zeros(1))
+    with pytest.raises(ValueError, match="bad.npz"):
+        main(["fig4right", "--preset", "tiny", "--data", str(bad), "--out", str(out)])
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, X_train=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="lacks the arrays"):
+        main(["fig4right", "--preset", "tiny", "--data", str(missing), "--out", str(out)])

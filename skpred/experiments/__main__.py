@@ -1,7 +1,7 @@
 """Entry point: ``python -m skpred.experiments NAME [options]`` (or the
 ``skpred-experiments`` console script).
 
-NAME is a figure (fig1, fig4, fig5, fig6), ``demo`` (the dense and SE-Emp
+NAME is a figure (fig1, fig4, fig4right, fig5, fig6), ``demo`` (the dense and SE-Emp
 networks at four alpha fractions, trained longer), or ``plot FIGURE --out
 DIR`` to redraw a figure from saved results. The README's main job
 (``make demo``) is ``fig4 --quick``.
@@ -14,6 +14,7 @@ EXPERIMENTS = {
     "demo": "skpred.experiments.demo",
     "fig1": "skpred.experiments.fig1",
     "fig4": "skpred.experiments.fig4",
+    "fig4right": "skpred.experiments.fig4right",
     "fig5": "skpred.experiments.fig5",
     "fig6": "skpred.experiments.fig6",
 }
