@@ -102,8 +102,9 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
     max_iter : int, default=200
         L-BFGS iterations, or Adam epochs.
     tol : float, default=1e-6
-        Stop when the objective changes by less than ``tol * max(1, |f|)``
-        between iterations (L-BFGS) or epochs (Adam).
+        L-BFGS: stop when the objective changes by less than ``tol`` between
+        iterations (or no weight moves by more than ``tol``). Adam: stop when it
+        changes by less than ``tol * max(1, |f|)`` between epochs.
     batch_size : int, default=1024
         Adam minibatch size.
     learning_rate : float, default=1e-2
@@ -304,48 +305,60 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
                 return rica_objective(layer.weight, Xb, self.sparsity, self.contrast, self.epsilon)
 
             _training.enable_verbose_logging(self.verbose)
-            with torch.no_grad():
-                start = objective(X_t).item()
-            if not self.objective_curve_:
-                self.objective_curve_.append(start)
             if self.solver == "lbfgs":
-                self._fit_lbfgs(params, objective, X_t, start)
+                self._fit_lbfgs(params, objective, X_t)
             else:
+                with torch.no_grad():
+                    start = objective(X_t).item()
+                if not self.objective_curve_:
+                    self.objective_curve_.append(start)
                 self._fit_adam(objective, X_t, start)
             self._set_attributes()
             return self
 
-    def _fit_lbfgs(self, params, objective, X_t, start):
-        # One iteration per step() so the objective is recorded per iteration;
-        # max_eval bounds the line search of that iteration (its default,
-        # 1.25 * max_iter, would allow a single evaluation).
-        optimizer = torch.optim.LBFGS(params, lr=1, max_iter=1, max_eval=25, history_size=20,
-                                      tolerance_grad=1e-9, tolerance_change=0.0,
-                                      line_search_fn="strong_wolfe")
+    def _fit_lbfgs(self, params, objective, X_t):
+        """Full-batch L-BFGS in one ``step()`` of ``max_iter`` iterations.
+
+        Every objective evaluation is one the optimiser needs: the starting
+        point and the line searches' trial points. The curve is recorded
+        inside the closure: the start, then per iteration the lowest value
+        its line search evaluated (the accepted point under the strong Wolfe
+        conditions). Stops when the objective changes by less than ``tol``
+        between iterations (or a step moves no weight by more than ``tol``).
+        """
+        optimizer = None
+        per_iter = {}
 
         def closure():
             optimizer.zero_grad()
             f = objective(X_t)
             f.backward()
+            value = f.item()  # L-BFGS reads it on the host in any case
+            if not np.isfinite(value):
+                raise ValueError("The RICA objective became NaN or infinite.")
+            k = optimizer.state[optimizer._params[0]].get("n_iter", 0)
+            per_iter[k] = min(per_iter.get(k, np.inf), value)
             return f
 
-        previous = start
+        optimizer = torch.optim.LBFGS(
+            params, lr=1, max_iter=self.max_iter, max_eval=25 * max(1, self.max_iter),
+            history_size=20, tolerance_grad=1e-9, tolerance_change=self.tol,
+            line_search_fn="strong_wolfe")
         try:
-            for it in range(self.max_iter):
+            if self.max_iter > 0:
                 optimizer.step(closure)
-                with torch.no_grad():
-                    current = objective(X_t).item()
-                self.objective_curve_.append(current)
-                self.n_iter_ += 1
-                if self.verbose:
-                    _training.logger.info(f"RICA iteration {self.n_iter_}: objective {current:.6f}")
-                if not np.isfinite(current):
-                    raise ValueError("The RICA objective became NaN or infinite.")
-                if abs(previous - current) <= self.tol * max(1.0, abs(current)):
-                    break
-                previous = current
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by the user; keeping the features so far.")
+        n_iter = optimizer.state[optimizer._params[0]].get("n_iter", 0)
+        if not self.objective_curve_ and 0 in per_iter:
+            self.objective_curve_.append(per_iter[0])
+        for k in range(1, n_iter + 1):
+            if k in per_iter:
+                self.objective_curve_.append(per_iter[k])
+                if self.verbose:
+                    _training.logger.info(f"RICA iteration {self.n_iter_ + k}: "
+                                          f"objective {per_iter[k]:.6f}")
+        self.n_iter_ += n_iter
 
     def _fit_adam(self, objective, X_t, start):
         optimizer = torch.optim.Adam(

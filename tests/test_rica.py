@@ -273,3 +273,29 @@ def test_quadrant_pooling_uses_disjoint_halves(length):
     rows = np.arange(length)
     assert np.intersect1d(rows[a0:a1], rows[b0:b1]).size == 0
     assert np.union1d(rows[a0:a1], rows[b0:b1]).size == length
+
+
+def test_lbfgs_evaluates_the_objective_only_where_the_optimiser_needs_it(monkeypatch):
+    """Breakage caught: one step() per iteration (torch re-evaluates the
+    closure at the point the last line search ended) plus an extra no-grad
+    objective per iteration: 66 evaluations for 20 iterations, 45 of them
+    with gradients. Now every evaluation is at new weights, and their number
+    is torch's own count of function evaluations."""
+    import skpred._rica as rica_module
+
+    X = np.random.default_rng(0).standard_normal((400, 16))
+    points, original = [], rica_module.rica_objective
+
+    def counting(W, Xb, *args, **kwargs):
+        points.append(W.detach().clone())
+        return original(W, Xb, *args, **kwargs)
+
+    monkeypatch.setattr(rica_module, "rica_objective", counting)
+    est = PredictedRICA(n_components=8, dictionary=None, max_iter=20, tol=0.0,
+                        device="cpu", random_state=0).fit(X)
+    assert est.n_iter_ == 20
+    assert len(est.objective_curve_) == 21  # the start and one value per iteration
+    assert all(b <= a + 1e-9 for a, b in zip(est.objective_curve_, est.objective_curve_[1:]))
+    distinct = {tuple(p.flatten().tolist()) for p in points}
+    assert len(distinct) == len(points)  # never the same weights twice
+    assert len(points) <= 20 * 3  # typically one or two per iteration
