@@ -112,7 +112,7 @@ class TorchStateMixin:
             )
         for name in self._torch_modules:
             if name in state:
-                state[name] = copy.deepcopy(getattr(self, name)).cpu()
+                state[name] = _training.cpu_copy(getattr(self, name))
                 state["device_"] = torch.device("cpu")
         if "_generator" in state:
             state["_generator_state"] = state.pop("_generator").get_state()

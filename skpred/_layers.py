@@ -248,6 +248,12 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
                     f"(n_features, n_features) = ({n_in}, {n_in}), got {K.shape}.")
             if not np.all(np.isfinite(K)):
                 raise ValueError("The callable kernel returned NaN or infinity.")
+        elif hasattr(data, "detach") and data.device.type in ("cpu", "cuda"):
+            # A tensor (a layer's input inside a network): the covariance is
+            # formed where it lives; only the (d, d) kernel comes back.
+            from ._training import covariance
+
+            K = covariance(data, square=name == "emp2")
         elif name == "emp":
             K = _kernels.empirical_kernel(_as_numpy(data))
         else:

@@ -138,6 +138,49 @@ def enable_verbose_logging(verbose):
         logger.setLevel(logging.INFO)
 
 
+def learned_state(module: nn.Module) -> dict:
+    """Copies of the module's parameters only: the fixed dictionaries (U,
+    buffers that training never changes) are not copied."""
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+@torch.no_grad()
+def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096) -> np.ndarray:
+    """``np.cov(X, rowvar=False)`` (of ``X * X`` with ``square``) computed
+    where ``X`` lives, in float64, chunk by chunk; only the (d, d) result
+    travels to the host. Shifted by the first chunk's mean, as
+    :func:`skpred._kernels.empirical_kernel`, for an accurate one-pass sum."""
+    n, d = X.shape
+    total = torch.zeros(d, dtype=torch.float64, device=X.device)
+    cross = torch.zeros(d, d, dtype=torch.float64, device=X.device)
+    shift = None
+    for start in range(0, n, chunk):
+        B = X[start:start + chunk].to(torch.float64)
+        if square:
+            B = B * B
+        if shift is None:
+            shift = B.mean(0)
+        B = B - shift
+        total += B.sum(0)
+        cross += B.T @ B
+    mean = total / n
+    return ((cross - n * torch.outer(mean, mean)) / (n - 1)).cpu().numpy()
+
+
+def cpu_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` with every parameter and buffer on the CPU,
+    made without a copy on the module's own device (each tensor is copied
+    straight to the host, then the module structure around it)."""
+    memo = {}
+    for t in list(module.parameters()) + list(module.buffers()):
+        if id(t) in memo:
+            continue
+        host = t.detach().to("cpu", copy=True)
+        memo[id(t)] = nn.Parameter(host, requires_grad=t.requires_grad) \
+            if isinstance(t, nn.Parameter) else host
+    return copy.deepcopy(module, memo)
+
+
 @dataclass
 class TrainingResult:
     losses: List[float] = field(default_factory=list)
@@ -251,7 +294,7 @@ def train_epochs(
             if current > best:
                 best = current
                 if validation_score is not None:
-                    best_state = copy.deepcopy(module.state_dict())
+                    best_state = learned_state(module)
                     result.best_epoch = epoch
             if stale > n_iter_no_change:
                 result.converged = True
@@ -265,7 +308,9 @@ def train_epochs(
         )
         result.interrupted = True
     if best_state is not None:
-        module.load_state_dict(best_state)
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                param.copy_(best_state[name])
     module.eval()
     if warn_not_converged and not result.converged and not result.interrupted and epochs > 0:
         warnings.warn(

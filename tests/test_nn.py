@@ -213,3 +213,30 @@ def test_max_norm_bounds_every_filter_of_a_predicted_convolution(columns):
     V = small.V.clone()
     max_norm_(small, 1.0)
     torch.testing.assert_close(small.V, V)
+
+
+@pytest.mark.parametrize("square", [False, True])
+def test_device_covariance_equals_numpy(square):
+    """Breakage caught: the data kernel formed on the device diverging from
+    the reference np.cov (e.g. a wrong shift or denominator)."""
+    from skpred._training import covariance
+
+    X = np.random.RandomState(0).standard_normal((5000, 7)).astype(np.float32) * 3 + 5
+    ref = np.cov((X.astype(np.float64) ** 2) if square else X.astype(np.float64), rowvar=False)
+    np.testing.assert_allclose(covariance(torch.tensor(X), square, chunk=1000), ref,
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_cpu_copy_moves_every_tensor_and_shares_no_storage():
+    from skpred._training import cpu_copy, learned_state
+    from skpred.nn import PredictedLinear
+
+    layer = PredictedLinear(12, 6, np.random.RandomState(0).standard_normal((2, 12, 3)))
+    layer.max_norm_(1.0)  # fills the Gram cache buffer
+    copy_ = cpu_copy(layer)
+    for (name, a), (_, b) in zip(layer.state_dict().items(), copy_.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+        assert a.data_ptr() != b.data_ptr()
+    assert isinstance(copy_.V, torch.nn.Parameter) and not isinstance(copy_.U, torch.nn.Parameter)
+    # the early-stopping snapshot holds the learned tensors only, never U
+    assert set(learned_state(layer)) == {"V", "bias"}
