@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PredictedLinear", "LowRankLinear", "as_dictionary_tensor"]
+__all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "as_dictionary_tensor"]
 
 _PATHS = ("auto", "pool", "dense")
 
@@ -168,6 +168,7 @@ class PredictedLinear(_Factored):
     """
 
     __constants__ = ["in_features", "out_features", "n_columns", "n_atoms"]
+    _paths = _PATHS
 
     def __init__(
         self,
@@ -181,8 +182,8 @@ class PredictedLinear(_Factored):
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
-        if path not in _PATHS:
-            raise ValueError(f"path must be one of {_PATHS}, got {path!r}.")
+        if path not in self._paths:
+            raise ValueError(f"path must be one of {self._paths}, got {path!r}.")
         U = as_dictionary_tensor(dictionaries, in_features, **factory_kwargs)
         self.in_features = int(in_features)
         self.out_features = int(out_features)
@@ -219,19 +220,36 @@ class PredictedLinear(_Factored):
         """
         init_factored_(self.V, self.bias, self.dictionaries, self.in_features, generator)
 
-    def _pool_is_cheaper(self, batch: Optional[int]) -> bool:
-        """Whether ``(x U) V`` costs fewer multiply-adds than ``x (U V)``.
+    def _costs(self, batch: Optional[int]) -> dict:
+        """Multiply-adds per sample of each way to run the layer.
 
-        ``batch=None`` compares per-sample costs with W's materialisation
-        amortised away: the choice then does not depend on how a prediction
-        is split into batches, so results do not either.
+        ``batch=None`` amortises W's materialisation away: the choice then
+        does not depend on how a prediction is split into batches, so
+        results do not either.
         """
+        n_in, n_out, a, C = self.in_features, self.out_features, self.n_atoms, self.n_columns
+        return {
+            "pool": C * a * n_in + a * n_out,
+            "dense": n_in * n_out + (n_in * a * n_out / max(batch, 1) if batch is not None else 0),
+        }
+
+    def _route(self, batch: Optional[int]) -> str:
+        """The path to run: the forced one, or the cheapest (pool on ties)."""
+        if self.path != "auto":
+            return self.path
+        costs = self._costs(batch)
+        return min(costs, key=costs.get)
+
+    def _pool_is_cheaper(self, batch: Optional[int]) -> bool:
+        """Whether ``(x U) V`` costs fewer multiply-adds than ``x (U V)``."""
         if self.path != "auto":
             return self.path == "pool"
-        n_in, n_out, a, C = self.in_features, self.out_features, self.n_atoms, self.n_columns
-        pool = C * a * n_in + a * n_out
-        dense = n_in * n_out + (n_in * a * n_out / max(batch, 1) if batch is not None else 0)
-        return pool <= dense
+        costs = self._costs(batch)
+        return costs["pool"] <= costs["dense"]
+
+    def _pooled(self, x: Tensor, route: str) -> Tensor:
+        """``x U`` for every column at once, shape (B, C * a)."""
+        return x @ self.U
 
     def _weight_in_out(self) -> Tensor:
         """W as (in_features, out_features), one batched matmul for all columns."""
@@ -252,8 +270,9 @@ class PredictedLinear(_Factored):
         x = input.reshape(-1, self.in_features)
         B = x.shape[0]
         # Training picks the ordering for its batch; evaluation one per layer.
-        if self._pool_is_cheaper(B if self.training else None):
-            z = x @ self.U  # (B, C*a): every column's pooling in one GEMM
+        route = self._route(B if self.training else None)
+        if route != "dense":
+            z = self._pooled(x, route)  # (B, C*a): every column's pooling at once
             if self.n_columns == 1:
                 out = z @ self.V[0]
             else:
@@ -364,3 +383,101 @@ class LowRankLinear(PredictedLinear):
     @property
     def n_static_params(self) -> int:
         return 0
+
+
+def _gaussian_gram(n: int, length_scale: float, dtype=torch.float64) -> Tensor:
+    """exp(-(i - j)^2 / (2 l^2)) on 0..n-1: one axis of the separable se kernel."""
+    idx = torch.arange(n, dtype=dtype)
+    return torch.exp(-0.5 * ((idx[:, None] - idx[None, :]) / length_scale) ** 2)
+
+
+class SEPredictedLinear(PredictedLinear):
+    r"""A :class:`PredictedLinear` whose dictionaries are the se kernel on an
+    image grid, with the kernel's structure used to run it.
+
+    Column ``c`` has ``U_c = K_{x,alpha_c} M_c`` with ``M_c = (K_{alpha_c
+    alpha_c} + ridge I)^{-1}`` (``I`` in raw mode, ``ridge=None``). For the
+    squared exponential on a (rows, cols) grid, zero across channels,
+    ``x K_{x, alpha}`` is the image blurred by a separable Gaussian and read
+    at the pixels alpha: ``x U_c = blur(x)[alpha_c] M_c``. The blur is shared
+    by every column, so the ``"blur"`` path costs ``channels * rows * cols *
+    (rows + cols) + C a^2 + a out`` multiply-adds per sample against ``C a
+    in`` for ``"pool"``; ``"auto"`` picks the cheapest of the three. The blur
+    uses the full Gram matrices (no truncation): every path is exact.
+
+    Parameters
+    ----------
+    in_features, out_features, bias, device, dtype
+        as ``PredictedLinear``; ``in_features = rows * cols * channels``.
+    image_shape
+        ``(rows, cols, channels)`` of the input, flattened channels-last.
+    length_scale
+        se length scale in pixels, one value or ``(rows, cols)``.
+    alphas
+        ``(C, a)`` flat (channels-last) indices of the kept locations per
+        column (every channel of a kept pixel, as the se dictionary samples).
+    ridge
+        ``> 0``, or None for raw mode.
+    path
+        ``"auto"``, ``"pool"``, ``"dense"`` or ``"blur"``.
+    """
+
+    _paths = _PATHS + ("blur",)
+
+    def __init__(self, in_features: int, out_features: int, image_shape, length_scale, alphas,
+                 ridge: Optional[float] = 0.1, bias: bool = True, device=None, dtype=None,
+                 path: str = "auto") -> None:
+        rows, cols, channels = (tuple(image_shape) + (1,))[:3] if len(image_shape) == 2 \
+            else tuple(image_shape)
+        if rows * cols * channels != in_features:
+            raise ValueError(f"image_shape={tuple(image_shape)} does not hold "
+                             f"in_features={in_features} values.")
+        ls = torch.as_tensor(length_scale, dtype=torch.float64).reshape(-1)
+        ls_r, ls_c = (float(ls[0]), float(ls[-1]))
+        alphas = torch.as_tensor(alphas, dtype=torch.long)
+        if alphas.ndim == 1:
+            alphas = alphas[None]
+        G_r, G_c = _gaussian_gram(rows, ls_r), _gaussian_gram(cols, ls_c)
+        # The kernel between all locations and alpha, from the separable form.
+        r, c, ch = (torch.arange(in_features) // (cols * channels),
+                    torch.arange(in_features) // channels % cols,
+                    torch.arange(in_features) % channels)
+        dictionaries, inverses = [], []
+        for alpha in alphas:
+            K_xa = G_r[r][:, r[alpha]] * G_c[c][:, c[alpha]] * (ch[:, None] == ch[alpha][None])
+            if ridge is None:
+                M = torch.eye(len(alpha), dtype=torch.float64)
+            else:
+                A = K_xa[alpha] + ridge * torch.eye(len(alpha), dtype=torch.float64)
+                M = torch.cholesky_inverse(torch.linalg.cholesky(A))
+            dictionaries.append(K_xa @ M)
+            inverses.append(M)
+        super().__init__(in_features, out_features, torch.stack(dictionaries), bias=bias,
+                         device=device, dtype=dtype, path=path)
+        dtype = self.V.dtype
+        self.image_shape = (rows, cols, channels)
+        self.register_buffer("G_rows", G_r.to(device=device, dtype=dtype))
+        self.register_buffer("G_cols", G_c.to(device=device, dtype=dtype))
+        self.register_buffer("alpha_index", alphas.reshape(-1).to(device))
+        self.register_buffer("M", torch.stack(inverses).to(device=device, dtype=dtype))
+
+    def _costs(self, batch: Optional[int]) -> dict:
+        costs = super()._costs(batch)
+        rows, cols, channels = self.image_shape
+        a, C = self.n_atoms, self.n_columns
+        costs["blur"] = channels * rows * cols * (rows + cols) + C * a * a + a * self.out_features
+        return costs
+
+    def _pooled(self, x: Tensor, route: str) -> Tensor:
+        if route != "blur":
+            return super()._pooled(x, route)
+        rows, cols, channels = self.image_shape
+        img = x.reshape(-1, rows, cols, channels)
+        blurred = torch.einsum("ir,brwc->biwc", self.G_rows, img)
+        blurred = torch.einsum("jw,biwc->bijc", self.G_cols, blurred)
+        z = blurred.reshape(x.shape[0], -1)[:, self.alpha_index]  # (B, C*a)
+        z = z.view(x.shape[0], self.n_columns, self.n_atoms).transpose(0, 1)
+        return torch.bmm(z, self.M).transpose(0, 1).reshape(x.shape[0], -1)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", image_shape={self.image_shape}"
