@@ -2,7 +2,6 @@
 
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -11,7 +10,7 @@ from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, resolve_batch_size
 from ._dictionary import layer_dictionary
 from ._layers import (DATA_KERNELS, KERNELS, build_dictionaries, layer_record,
                       resolve_layer_specs)
-from .nn import LowRankLinear, PredictedLinear, SEPredictedLinear
+from .nn import LowRankLinear, PredictedLinear
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
 
 __all__ = ["PredictedMLPClassifier", "PAPER_MLP_SETTINGS"]
@@ -383,11 +382,6 @@ class PredictedMLPClassifier(TorchClassifierBase):
             ae_n_components=self.ae_n_components, ae_max_iter=self.pretrain_epochs,
             device=device,
         )
-        if kind == "se":
-            # The se kernel's structure: one shared separable blur when that
-            # is the cheapest way to run the layer (same U, exact).
-            return lambda: SEPredictedLinear(n_in, size, built.image_shape, built.length_scale,
-                                             np.stack(built.alphas), ridge=built.ridge), built
         return lambda: PredictedLinear(n_in, size, built.dictionaries), built
 
     def _max_norm_step(self, layers):

@@ -16,7 +16,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from skpred import PredictedMLPClassifier
 from skpred import _kernels
-from skpred.nn import LowRankLinear, PredictedLinear, SEPredictedLinear
+from skpred.nn import LowRankLinear, PredictedLinear
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
@@ -61,8 +61,7 @@ def test_every_dictionary_trains_on_digits(split, dictionary):
     ).fit(X_tr, y_tr)
     assert clf.score(X_te, y_te) > FLOORS[dictionary]
     layer = clf.module_.hidden[0]
-    expected = {None: torch.nn.Linear, "lowrank": LowRankLinear,
-                "se": SEPredictedLinear}.get(dictionary, PredictedLinear)
+    expected = {None: torch.nn.Linear, "lowrank": LowRankLinear}.get(dictionary, PredictedLinear)
     assert type(layer) is expected
     if dictionary not in (None, "lowrank"):
         assert clf.dictionaries_[0].kernel == dictionary

@@ -272,18 +272,15 @@ def test_se_structured_layer_is_exact_on_every_path(shape, ridge, columns):
                                    err_msg=path)
 
 
-def test_se_structured_path_is_chosen_where_cheapest():
+def test_se_structured_blur_has_fewer_multiply_adds_but_auto_keeps_pool_or_dense():
     """For the paper's first layer (28x28, 10 columns at alpha 0.1) the blur
-    costs ~0.14M multiply-adds per sample against ~0.65M pooling and ~0.70M
-    dense at batch 100 (0.39M amortised)."""
+    needs ~0.14M multiply-adds per sample against ~0.65M pooling; measured
+    slower on a CPU all the same, so "auto" does not pick it (documented)."""
     from skpred import _kernels
     from skpred.nn import SEPredictedLinear
 
     alphas = _kernels.sample_alpha(784, 78, np.random.RandomState(0), 10)
     layer = SEPredictedLinear(784, 500, (28, 28, 1), 1.0, np.stack(alphas))
     costs = layer._costs(100)
-    assert costs["blur"] < costs["pool"] < costs["dense"]
-    assert costs["blur"] < layer._costs(None)["dense"]
-    assert layer._route(100) == "blur" and layer._route(None) == "blur"
-    small = SEPredictedLinear(784, 500, (28, 28, 1), 1.0, alphas[0][None, :5])
-    assert small._route(100) == "pool"  # 5 atoms: pooling is cheapest
+    assert layer.blur_cost() < costs["pool"] < costs["dense"]
+    assert layer._route(100) == "pool" and layer._route(None) in ("pool", "dense")
