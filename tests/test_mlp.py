@@ -106,7 +106,17 @@ def test_grid_search_in_pipeline_with_two_jobs(digits):
     grid.fit(X, y)
     assert len(grid.cv_results_["params"]) == 4
     assert grid.best_score_ > 0.7  # measured 0.86 with 10 epochs
-    assert grid.best_estimator_[-1].fraction_learned_ in (0.25, 0.5)
+    # set_params reached the network: every cell's fitted layer has its own
+    # fraction and columns (a no-op set_params would leave 0.25 / "auto")
+    best, params = grid.best_estimator_[-1], grid.best_params_
+    assert best.fraction_learned_ == params["predictedmlpclassifier__alpha_fraction"]
+    assert best.layers_[0]["n_columns"] == params["predictedmlpclassifier__n_columns"]
+    for cell in grid.cv_results_["params"]:
+        est = make_pipeline(MinMaxScaler(), PredictedMLPClassifier(
+            (32,), dictionary="se", max_iter=1, random_state=0, **FAST))
+        est.set_params(**cell).fit(X[:200], y[:200])
+        assert est[-1].fraction_learned_ == cell["predictedmlpclassifier__alpha_fraction"]
+        assert est[-1].module_.hidden[0].n_columns == cell["predictedmlpclassifier__n_columns"]
 
 
 def _worker_torch_threads():
@@ -221,6 +231,10 @@ def test_early_stopping_restores_best_epoch(split):
     ).fit(X_tr, y_tr)
     scores = clf.validation_scores_
     assert len(scores) == clf.n_iter_ and clf.best_validation_score_ == max(scores)
+    # early stopping fired (not max_iter), and the restored epoch is not the
+    # last one: the best came more than n_iter_no_change epochs before it
+    assert clf.n_iter_ < 60
+    assert int(np.argmax(scores)) < len(scores) - 3
     # rebuild the same stratified split to score the restored weights
     from sklearn.model_selection import train_test_split as tts
 

@@ -284,3 +284,44 @@ def test_se_structured_blur_has_fewer_multiply_adds_but_auto_keeps_pool_or_dense
     costs = layer._costs(100)
     assert layer.blur_cost() < costs["pool"] < costs["dense"]
     assert layer._route(100) == "pool" and layer._route(None) in ("pool", "dense")
+
+
+@pytest.mark.parametrize("path", ["pool", "dense", "auto"])
+@pytest.mark.parametrize("columns", [1, 3])
+def test_predicted_linear_every_path_against_an_einsum_reference(path, columns):
+    """Breakage caught: a column's V applied to another column's atoms, a
+    wrong (C, a, m) layout, or the pooling route untested because the
+    default batch always picked "dense". Reference: the dictionaries as
+    given, an einsum in float64, no code of the layer."""
+    rng = np.random.RandomState(1)
+    banks = rng.standard_normal((columns, 20, 4))
+    layer = PredictedLinear(20, 6 * columns, banks, path=path, dtype=torch.float64)
+    x = rng.standard_normal((5, 20))
+    V = layer.V.detach().numpy()
+    expected = np.einsum("bi,cia,cam->bcm", x, banks, V).reshape(5, -1) + layer.bias.detach().numpy()
+    np.testing.assert_allclose(layer(torch.tensor(x)).detach().numpy(), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("path", ["pool", "dense"])
+@pytest.mark.parametrize("kernel, padding, stride", [(3, "same", 1), (4, "same", 1),
+                                                     (3, 0, 1), (5, 2, 2), (3, "valid", 1)])
+def test_predicted_conv_every_path_against_f_conv2d(path, kernel, padding, stride):
+    """Breakage caught: the bank-then-mix route disagreeing with the
+    materialised filters (e.g. with "same" padding and even kernels, or
+    grouped mixing across columns). Reference: F.conv2d with filters built
+    here from the banks and V, in float64."""
+    from torch.nn import functional as F
+
+    from skpred.nn import PredictedConv2d
+
+    rng = np.random.RandomState(2)
+    C, a, c_in, m = 2, 5, 3, 4
+    banks = rng.standard_normal((C, c_in * kernel * kernel, a))
+    conv = PredictedConv2d(c_in, C * m, kernel, banks, stride=stride, padding=padding,
+                           path=path, dtype=torch.float64)
+    V = conv.V.detach().numpy()
+    filters = np.einsum("cka,cam->cmk", banks, V).reshape(C * m, c_in, kernel, kernel)
+    x = torch.tensor(rng.standard_normal((2, c_in, 9, 9)))
+    expected = F.conv2d(x, torch.tensor(filters), conv.bias.detach(), stride=stride,
+                        padding=padding)
+    torch.testing.assert_close(conv(x), expected, rtol=1e-9, atol=1e-9)

@@ -37,6 +37,28 @@ def fitted(whitened_patches):
     }
 
 
+def _rica_objective_numpy(W, X, sparsity, contrast, eps):
+    """Le et al. (2011), eq. (3), written out in NumPy and averaged over
+    samples: sparsity * sum_j g(W_j x) + 1/2 ||W^T W x - x||^2."""
+    g = {"logcosh": lambda u: np.log(np.cosh(u)), "sqrt": lambda u: np.sqrt(u ** 2 + eps)}[contrast]
+    total = 0.0
+    for x in X:
+        z = W @ x
+        total += sparsity * g(z).sum() + 0.5 * np.sum((W.T @ z - x) ** 2)
+    return total / len(X)
+
+
+@pytest.mark.parametrize("contrast", ["logcosh", "sqrt"])
+def test_objective_matches_a_numpy_transcription_of_le_et_al(contrast):
+    """Breakage caught: a wrong reconstruction term (W W^T instead of W^T W),
+    a missing 1/2, a sum instead of a mean, the penalty on the wrong side.
+    Reference: the formula written out per sample in NumPy."""
+    rng = np.random.RandomState(0)
+    W, X = rng.standard_normal((5, 4)), rng.standard_normal((9, 4))
+    ours = rica_objective(torch.tensor(W), torch.tensor(X), 0.3, contrast, 1e-2).item()
+    assert ours == pytest.approx(_rica_objective_numpy(W, X, 0.3, contrast, 1e-2), rel=1e-12)
+
+
 def test_gradient_matches_gradcheck_in_float64():
     torch.manual_seed(0)  # test data only
     X = torch.randn(7, 4, dtype=torch.float64)
@@ -116,7 +138,11 @@ def test_counts_transform_inverse_and_dtype(fitted, whitened_patches):
     assert Z.dtype == np.float32 and Z.shape == (10, 64)
     np.testing.assert_allclose(Z, X32 @ half.components_.T, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(half.inverse_transform(Z), Z @ half.components_, rtol=1e-4, atol=1e-4)
-    assert half.objective(whitened_patches) == pytest.approx(half.objective_curve_[-1], rel=1e-4)
+    # the reported objective is Le et al.'s formula at the fitted features
+    X64 = whitened_patches[:500].astype(np.float64)
+    assert half.objective(X64) == pytest.approx(
+        _rica_objective_numpy(half.components_, X64, half.sparsity, half.contrast, half.epsilon),
+        rel=1e-6)
     again = pickle.loads(pickle.dumps(half))
     np.testing.assert_array_equal(again.transform(X32), Z)
 
