@@ -41,12 +41,24 @@ def test_hwc_to_chw_rows_matches_torch_flatten_order():
     np.testing.assert_array_equal(hwc_to_chw_rows(U, shape)[:, 0], img.transpose(2, 0, 1).ravel())
 
 
+def _torch_order(U, shape):
+    """Rows of U from channels-last (r, c, ch) to torch's (ch, r, c), one
+    location at a time: an independent reference for hwc_to_chw_rows."""
+    rows, cols, channels = shape
+    out = np.empty_like(U)
+    for r in range(rows):
+        for c in range(cols):
+            for ch in range(channels):
+                out[(ch * rows + r) * cols + c] = U[(r * cols + c) * channels + ch]
+    return out
+
+
 def test_conv_dictionary_is_the_se_filter_bank_in_torch_order(small_net):
     conv = small_net.module_.convs[0]
     kd = small_net.dictionaries_[0]
     assert isinstance(conv, PredictedConv2d) and kd.image_shape_ == (3, 3, 1)
     for c, U in enumerate(kd.dictionaries_):
-        np.testing.assert_allclose(conv.dictionaries[c].numpy(), hwc_to_chw_rows(U, (3, 3, 1)),
+        np.testing.assert_allclose(conv.dictionaries[c].numpy(), _torch_order(U, (3, 3, 1)),
                                    rtol=1e-6)
     # layer 2 has 8 input channels: the se kernel is zero across channels, so
     # each dictionary filter lives in the channels of its own atom only
@@ -178,10 +190,28 @@ def test_se_dense_layer_uses_the_conv_output_grid(small_net):
     assert kd.image_shape_ == (4, 4, 12)  # 8x8 pooled once, 12 channels
     layer = small_net.module_.dense[0]
     np.testing.assert_allclose(layer.dictionaries[0].numpy(),
-                               hwc_to_chw_rows(kd.dictionaries_[0], (4, 4, 12)), rtol=1e-6)
+                               _torch_order(kd.dictionaries_[0], (4, 4, 12)), rtol=1e-6)
 
 
 def test_se_kernel_zero_across_channels_for_filters():
     K = _kernels.se_kernel((3, 3, 4), 1.0)
     ch = _kernels.grid_coordinates((3, 3, 4))[:, 2]
     assert np.all(K[ch[:, None] != ch[None, :]] == 0)
+
+
+@pytest.mark.parametrize("conv_dict", ["dct", "random", "randcon", None])
+@pytest.mark.parametrize("dense_dict", ["emp", "ae", "lowrank"])
+def test_convnet_with_every_conv_and_dense_dictionary_learns(split, conv_dict, dense_dict):
+    """Every conv dictionary with every data-driven or LowRank dense layer:
+    the right layer types, and the network learns (well above chance)."""
+    from skpred.nn import LowRankLinear, PredictedLinear
+
+    X_tr, X_te, y_tr, y_te = split
+    clf = PredictedConvNetClassifier(((8, 3, 2),), (16,), dictionary=(conv_dict, dense_dict),
+                                     alpha_fraction=0.5, n_columns=1, max_iter=8,
+                                     **FAST).fit(X_tr, y_tr)
+    conv, dense = clf.module_.convs[0], clf.module_.dense[0]
+    assert type(conv) is (torch.nn.Conv2d if conv_dict is None else PredictedConv2d)
+    assert type(dense) is (LowRankLinear if dense_dict == "lowrank" else PredictedLinear)
+    assert clf.layers_[1]["dictionary"] == dense_dict
+    assert clf.score(X_te, y_te) > 0.5

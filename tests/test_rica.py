@@ -325,3 +325,37 @@ def test_lbfgs_evaluates_the_objective_only_where_the_optimiser_needs_it(monkeyp
     distinct = {tuple(p.flatten().tolist()) for p in points}
     assert len(distinct) == len(points)  # never the same weights twice
     assert len(points) <= 20 * 3  # typically one or two per iteration
+
+
+@pytest.mark.parametrize("encoding", ["soft_threshold", "abs", "relu_split"])
+def test_image_encoder_numbers_match_a_numpy_reference_on_colour_images(encoding):
+    """Colour images, stride 2, an odd response map: every patch taken by
+    hand in channels-last order, normalised, whitened, multiplied by the
+    learned features, encoded, and summed over the four disjoint quadrants.
+    Breakage caught: channel order mix-ups between the channels-last images
+    and torch's unfold, the whitening mean forgotten, a wrong threshold,
+    quadrants of the wrong size."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(6, 11 * 11 * 3)
+    enc = ImageEncoder(PredictedRICA(n_components=5, dictionary=None, max_iter=5, device="cpu"),
+                       patch_size=3, stride=2, n_patches=400, image_shape=(11, 11, 3),
+                       encoding=encoding, threshold=0.1, device="cpu", random_state=0).fit(X)
+    W, Z, mean = enc.feature_learner_.components_, enc.whitener_.whitening_, enc.whitener_.mean_
+    out = []
+    for img in X.reshape(-1, 11, 11, 3):
+        side = (11 - 3) // 2 + 1  # 5 positions: an odd map
+        resp = np.empty((side, side, len(W)))
+        for i in range(side):
+            for j in range(side):
+                p = img[2 * i:2 * i + 3, 2 * j:2 * j + 3, :].ravel()  # channels-last patch
+                p = (p - p.mean()) / np.sqrt(p.var() + enc.norm_epsilon)
+                resp[i, j] = W @ (Z @ (p - mean))
+        if encoding == "soft_threshold":
+            e = np.maximum(resp - 0.1, 0)
+        elif encoding == "abs":
+            e = np.abs(resp)
+        else:
+            e = np.concatenate([np.maximum(resp, 0), np.maximum(-resp, 0)], axis=2)
+        halves = [(0, 3), (3, 5)]  # disjoint; the first takes the middle row
+        out.append(np.concatenate([e[a:b, c:d].sum((0, 1)) for a, b in halves for c, d in halves]))
+    np.testing.assert_allclose(enc.transform(X), np.array(out), rtol=1e-4, atol=1e-4)
