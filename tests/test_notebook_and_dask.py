@@ -43,7 +43,10 @@ def test_grid_search_on_a_dask_local_cluster(digits):
         search = GridSearchCV(clf, {"alpha_fraction": [0.25, 0.5]}, cv=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            with joblib.parallel_backend("dask"):
+            with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as ts:
                 search.fit(X, y)
         assert len(client.scheduler_info()["workers"]) == 2
+        # the fits ran on the cluster's workers, not in this process
+        workers = {t["worker"] for t in ts.data}
+        assert ts.data and workers <= set(client.scheduler_info()["workers"])
     assert np.all(search.cv_results_["mean_test_score"] > 0.7)
