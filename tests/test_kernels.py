@@ -240,3 +240,107 @@ def test_kernel_dictionary_loo_length_scale(digits):
         KernelDictionary("emp", length_scale="loo").fit(X)
     with pytest.raises(ValueError, match="needs a ridge"):
         KernelDictionary("se", length_scale="loo", ridge=None).fit(X)
+
+
+# ---------------------------------------------------------------- boundaries
+# Written against the survivors of a mutation run (mutmut over this module):
+# each test pins a boundary or a default that a mutant changed unnoticed.
+
+
+def test_image_shape_boundaries():
+    assert K.infer_image_shape(64, (1, 64)) == (1, 64, 1)  # a side of 1 is a valid side
+    with pytest.raises(ValueError, match="positive integers"):
+        K.infer_image_shape(0, (0, 8))  # right length, a zero side
+    with pytest.raises(ValueError, match="positive integers"):
+        K.infer_image_shape(8, (8,))  # wrong length, positive sides
+
+
+def test_length_scale_boundaries():
+    np.testing.assert_array_equal(K._length_scales(1e-9, 2), [1e-9, 1e-9])
+    for bad in (-1.0, 0.0, np.inf, (1.0, -2.0)):
+        with pytest.raises(ValueError):
+            K._length_scales(bad, 2)
+
+
+def test_n_atoms_boundaries():
+    assert K.n_atoms_for(10, n_atoms=1) == 1 and K.n_atoms_for(10, n_atoms=10) == 10
+    for bad in (0, 11):
+        with pytest.raises(ValueError):
+            K.n_atoms_for(10, n_atoms=bad)
+    assert K.n_atoms_for(10, alpha_fraction=1.0) == 10
+    assert K.n_atoms_for(1000, alpha_fraction=1e-6) == 1  # at least one, not two
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError):
+            K.n_atoms_for(10, alpha_fraction=bad)
+
+
+def test_sample_alpha_boundaries():
+    rng = np.random.RandomState(0)
+    (one,) = K.sample_alpha(10, 1, rng)
+    assert len(one) == 1
+    (every,) = K.sample_alpha(10, 10, rng)
+    np.testing.assert_array_equal(every, np.arange(10))
+    with pytest.raises(ValueError, match="multiples"):
+        K.sample_alpha(10, 3, rng, n_channels=3)  # 10 locations are not whole pixels
+
+
+def test_covariance_over_many_chunks_lists_and_two_samples():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((50, 4)) * [1, 10, 100, 1000] + 7
+    np.testing.assert_allclose(K._covariance(X, "emp", chunk=7), np.cov(X, rowvar=False),
+                               rtol=1e-10)
+    np.testing.assert_allclose(K._covariance(X, "emp2", square=True, chunk=7),
+                               np.cov(X ** 2, rowvar=False), rtol=1e-10)
+    np.testing.assert_allclose(K.empirical_kernel(X[:2].tolist()), np.cov(X[:2], rowvar=False))
+    with pytest.raises(ValueError, match="The emp kernel .* at least 2 samples"):
+        K.empirical_kernel(X[:1])
+    with pytest.raises(ValueError, match="The emp2 kernel .* at least 2 samples"):
+        K.empirical_squared_kernel(X[:1])
+
+
+def test_se_kernel_default_length_scale_is_one_pixel():
+    d2 = ((K.grid_coordinates((3, 4))[:, None] - K.grid_coordinates((3, 4))[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(K.se_kernel((3, 4)), np.exp(-d2 / 2))
+
+
+def test_loo_errors_are_relative_to_the_values():
+    from skpred._kernels import select_se_by_loo
+
+    rng = np.random.RandomState(0)
+    Y = rng.standard_normal((5, 36))
+    alphas = [np.arange(0, 36, 2)]
+    _, _, errors = select_se_by_loo((6, 6), Y, alphas, (1.0, 2.0), (0.1, 1.0))
+    _, _, small = select_se_by_loo((6, 6), Y * 1e-3, alphas, (1.0, 2.0), (0.1, 1.0))
+    np.testing.assert_allclose(small, errors, rtol=1e-6)  # scale-free
+    _, _, zero = select_se_by_loo((6, 6), 0 * Y, alphas, (1.0,), (0.1,))
+    assert np.all(zero == 0)  # no values, no error (not 0 / 0)
+
+
+def test_posthoc_prediction_keeps_the_kept_values_and_errors_are_per_feature():
+    rng = np.random.RandomState(0)
+    W = rng.standard_normal((16, 4)) * [0.01, 10.0, 100.0, 0.0]  # a small and a zero feature
+    W_hat, alphas, err = K.predict_from_subset(W, K.se_kernel((4, 4)), 0.5, rng)
+    for j, a in enumerate(alphas):  # the default ridge is tiny: kept values stay
+        np.testing.assert_allclose(W_hat[a, j], W[a, j], rtol=1e-4, atol=1e-4 * np.abs(W).max())
+    expected = np.linalg.norm(W[:, :3] - W_hat[:, :3], axis=0) / np.linalg.norm(W[:, :3], axis=0)
+    np.testing.assert_allclose(err[:3], expected)
+    assert err[3] == 0.0  # a zero feature is predicted exactly (no 0 / 0)
+
+
+def test_grid_shape_rules():
+    assert K.grid_shape(64) == ((8, 8, 1), False)
+    assert K.grid_shape(30) == ((1, 30, 1), True)
+    assert K.grid_shape(64, "1d") == ((1, 64, 1), True)
+    assert K.grid_shape(12, (2, 2, 3)) == ((2, 2, 3), False)
+    with pytest.raises(ValueError):
+        K.grid_shape(12, (5, 5))
+
+
+def test_hwc_to_chw_rows_reorders_every_row():
+    shape = (2, 3, 4)
+    U = np.arange(24 * 2, dtype=float).reshape(24, 2)
+    out = K.hwc_to_chw_rows(U, shape)
+    for r in range(2):
+        for c in range(3):
+            for ch in range(4):
+                np.testing.assert_array_equal(out[(ch * 2 + r) * 3 + c], U[(r * 3 + c) * 4 + ch])
