@@ -172,18 +172,28 @@ def test_plot_features(fitted, tmp_path):
         plot_features(fitted["half"].components_, (7, 7))
 
 
-# Held-out accuracy of encoder + LinearSVC on load_digits. Measured: alpha
-# 1.0 -> 0.980, alpha 0.5 -> 0.985 (ordinary RICA features: 0.978).
-@pytest.mark.parametrize("alpha, floor", [(1.0, 0.95), (0.5, 0.95)])
-def test_digits_classified_through_the_encoder(digits, alpha, floor):
+def test_digits_classified_through_the_encoder_beat_raw_pixels(digits):
+    """Held-out accuracy of encoder + LinearSVC on load_digits against the
+    same classifier on raw pixels (a floor alone, 0.95, was reached by raw
+    pixels too). Measured (seeds 0 / 1): raw pixels .963 / .957, RICA
+    alpha 1 .976 / .976, alpha 0.5 .989 / .980. Untrained (random) features
+    in the same pipeline score .983 / .976: on 8x8 digits the pipeline
+    (patches, whitening, encoding, pooling) does the work, so this test
+    claims no more than that, and that predicting half of each feature
+    costs nothing."""
     X, y = digits
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
-    model = make_pipeline(
-        ImageEncoder(PredictedRICA(32, alpha_fraction=alpha, max_iter=50, device="cpu"),
-                     patch_size=4, n_patches=5000, random_state=0, device="cpu"),
-        StandardScaler(), LinearSVC(C=0.1, max_iter=5000),
-    ).fit(X_tr, y_tr)
-    assert model.score(X_te, y_te) > floor
+    raw = make_pipeline(StandardScaler(), LinearSVC(C=0.1, max_iter=5000)).fit(X_tr, y_tr)
+    scores = {}
+    for alpha in (1.0, 0.5):
+        model = make_pipeline(
+            ImageEncoder(PredictedRICA(32, alpha_fraction=alpha, max_iter=50, device="cpu"),
+                         patch_size=4, n_patches=5000, random_state=0, device="cpu"),
+            StandardScaler(), LinearSVC(C=0.1, max_iter=5000),
+        ).fit(X_tr, y_tr)
+        scores[alpha] = model.score(X_te, y_te)
+    assert min(scores.values()) >= raw.score(X_te, y_te) + 0.01
+    assert scores[0.5] >= scores[1.0] - 0.01
 
 
 def test_grid_search_over_rica_alpha_fraction(digits):
