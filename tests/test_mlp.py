@@ -273,6 +273,7 @@ def test_pickle_and_joblib_round_trip(tmp_path, split, two_layer):
     joblib.dump(two_layer, path)
     loaded = joblib.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(X_te), two_layer.predict_proba(X_te))
+    # (a model fitted on a GPU loading where CUDA is hidden: tests/test_gpu.py)
     assert next(loaded.module_.parameters()).device.type == "cpu"
     again = pickle.loads(pickle.dumps(two_layer))
     np.testing.assert_array_equal(again.predict(X_te), two_layer.predict(X_te))
