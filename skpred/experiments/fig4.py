@@ -10,7 +10,6 @@ drop in accuracy.
 """
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from ..datasets import load_mnist
@@ -64,8 +63,7 @@ def load(args):
     if args.data:
         b = load_mnist(args.data)
         return b.data, b.data_test, b.target, b.target_test
-    X, y = load_mnist(return_X_y=True)
-    return train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
+    return _common.bundled_mnist_split(args.seed)
 
 
 def run(args):

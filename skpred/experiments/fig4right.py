@@ -15,10 +15,8 @@ replaced by its largest divisor of the layer width (1024 units: 1, 4, 8 for
 """
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
-from ..datasets import load_mnist
 from . import _common
 
 PRESETS = {
@@ -61,8 +59,7 @@ def load_npz(path):
 def load(args):
     if args.data:
         return load_npz(args.data)
-    X, y = load_mnist(return_X_y=True)
-    return train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
+    return _common.bundled_mnist_split(args.seed)
 
 
 def run(args):

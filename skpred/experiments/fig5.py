@@ -8,10 +8,9 @@ version" folder; ``--quick`` runs a small network on the bundled 28x28
 MNIST digits instead.
 """
 
-from sklearn.model_selection import train_test_split
 
 from .._conv import PAPER_CONVNET_SETTINGS, PredictedConvNetClassifier
-from ..datasets import load_cifar10, load_mnist
+from ..datasets import load_cifar10
 from . import _common
 
 PRESETS = {
@@ -43,8 +42,7 @@ def load(args):
     if args.data:
         b = load_cifar10(args.data)
         return b.data, b.data_test, b.target, b.target_test, (32, 32, 3)
-    X, y = load_mnist(return_X_y=True)
-    return (*train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed), (28, 28, 1))
+    return (*_common.bundled_mnist_split(args.seed), (28, 28, 1))
 
 
 def run(args):
