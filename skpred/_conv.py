@@ -456,9 +456,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                 layer.eval()
                 inputs = _training.apply_in_batches(lambda z: act(layer(z)), inputs)
             n_in = out
-        with _training.untouched_global_rng():
-            module = PredictedConvNet(shape, convs, pools, dense, n_classes, self.activation)
-        _training.reset_linear_(module.output, generator)  # on the CPU
-        module = module.to(device)
+        module = _training.seeded_network(
+            lambda: PredictedConvNet(shape, convs, pools, dense, n_classes, self.activation),
+            generator, device)
         return module, dictionaries, dict(image_shape_=shape, conv_layers_=conv_layers,
                                           layers_=records)

@@ -119,18 +119,17 @@ def _as_numpy(data):
     return data
 
 
-def _kernel_ridge(K_columns, n_in, n_atoms, n_columns, ridge, rng, n_channels=1):
-    """Kernel ridge dictionaries, one alpha per column.
+def _kernel_ridge(K_columns, alphas, ridge):
+    """Kernel ridge dictionaries, one per column's alpha.
 
     ``K_columns(alpha)`` returns ``K[:, alpha]``, so ``se`` never builds the
     full kernel matrix.
     """
-    alphas = _kernels.sample_alpha(n_in, n_atoms, rng, n_columns, n_channels)
     dicts = []
     for alpha in alphas:
         K_xa = K_columns(alpha)
         dicts.append(_kernels.ridge_predictor(K_xa, K_xa[alpha], ridge))
-    return dicts, alphas
+    return dicts
 
 
 def _scaled(ridge, relative, K):
@@ -225,19 +224,15 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     used_ridge = None
 
     if name == "se":
+        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])
         if loo:
             # The length scale (and with "auto" the ridge) that best predicts
             # the data's values at alpha from the others there.
-            alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])
             length_scale, ridge, _ = _kernels.select_se_by_loo(
                 shape, _as_numpy(data), alphas, LOO_LENGTH_SCALES,
                 LOO_RIDGES if relative else (ridge,))
-            dicts = [_kernels.ridge_predictor(K_xa, K_xa[a], ridge) for a, K_xa in
-                     ((a, _kernels.se_kernel(shape, length_scale, columns=a)) for a in alphas)]
-        else:
-            dicts, alphas = _kernel_ridge(
-                lambda a: _kernels.se_kernel(shape, length_scale, columns=a),
-                n_in, atoms, n_columns, ridge, rng, shape[2])
+        dicts = _kernel_ridge(lambda a: _kernels.se_kernel(shape, length_scale, columns=a),
+                              alphas, ridge)
         used_ridge = ridge
     elif name in ("emp", "emp2", "callable"):
         if name == "callable":
@@ -259,7 +254,8 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
         else:
             K = _kernels.empirical_squared_kernel(_as_numpy(data))
         used_ridge = _scaled(ridge, relative, K)
-        dicts, alphas = _kernel_ridge(lambda a: K[:, a], n_in, atoms, n_columns, used_ridge, rng)
+        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns)
+        dicts = _kernel_ridge(lambda a: K[:, a], alphas, used_ridge)
     elif name == "dct":
         D = _kernels.dct_atoms(shape)
         alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])

@@ -437,10 +437,8 @@ class PredictedMLPClassifier(TorchClassifierBase):
                 inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
             else:
                 inputs_t = None  # nothing above reads this layer's activations
-        with _training.untouched_global_rng():
-            module = PredictedMLP(hidden, n_classes, self.activation)
-        _training.reset_linear_(module.output, generator)  # on the CPU
-        module = module.to(device)
+        module = _training.seeded_network(
+            lambda: PredictedMLP(hidden, n_classes, self.activation), generator, device)
         return module, dictionaries, dict(layers_=layers, _interrupted=interrupted)
 
     # ------------------------------------------------------------- hooks

@@ -336,7 +336,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
             value = f.item()  # L-BFGS reads it on the host in any case
             if not np.isfinite(value):
                 raise ValueError("The RICA objective became NaN or infinite.")
-            k = optimizer.state[optimizer._params[0]].get("n_iter", 0)
+            k = optimizer.state[params[0]].get("n_iter", 0)
             per_iter[k] = min(per_iter.get(k, np.inf), value)
             return f
 
@@ -349,7 +349,7 @@ class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, Transforme
                 optimizer.step(closure)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by the user; keeping the features so far.")
-        n_iter = optimizer.state[optimizer._params[0]].get("n_iter", 0)
+        n_iter = optimizer.state[params[0]].get("n_iter", 0)
         if not self.objective_curve_ and 0 in per_iter:
             self.objective_curve_.append(per_iter[0])
         for k in range(1, n_iter + 1):

@@ -138,6 +138,16 @@ def enable_verbose_logging(verbose):
         logger.setLevel(logging.INFO)
 
 
+def seeded_network(make: Callable[[], nn.Module], generator: torch.Generator,
+                   device) -> nn.Module:
+    """``make()`` a network around layers already built (and seeded), draw
+    its output layer from ``generator`` on the CPU, move it to ``device``."""
+    with untouched_global_rng():
+        module = make()
+    reset_linear_(module.output, generator)
+    return module.to(device)
+
+
 def learned_state(module: nn.Module) -> dict:
     """Copies of the module's parameters only: the fixed dictionaries (U,
     buffers that training never changes) are not copied."""
