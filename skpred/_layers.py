@@ -166,7 +166,7 @@ def check_length_scale(length_scale, where="length_scale"):
 
 def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=None,
                        n_columns=1, length_scale=1.0, ridge="auto", image_shape=None,
-                       ae_n_components=None, ae_max_iter=10, device="cpu"):
+                       ae_n_components=None, ae_max_iter=10, device="cpu", weights=None):
     """Build the fixed dictionaries ``U_1 .. U_C`` of one predicted layer.
 
     Parameters
@@ -186,6 +186,11 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
         As :class:`~skpred.KernelDictionary`'s parameters. ``ridge="auto"``
         is 0.1 for ``se`` and 0.01 times the kernel's mean diagonal for data
         and callable kernels.
+    weights : tensor of shape (n_samples,) or None
+        Sample weights (a tensor beside a tensor ``data``): ``emp``/``emp2``
+        use them as frequency weights of the covariance and ``ae`` in its
+        reconstruction loss. Callables and ``length_scale="loo"`` ignore
+        them.
 
     Returns
     -------
@@ -248,7 +253,7 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
             # formed where it lives; only the (d, d) kernel comes back.
             from ._training import covariance
 
-            K = covariance(data, square=name == "emp2")
+            K = covariance(data, square=name == "emp2", weights=weights)
         elif name == "emp":
             K = _kernels.empirical_kernel(_as_numpy(data))
         else:
@@ -268,7 +273,8 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
             raise ValueError(
                 f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
                 f"the n_atoms={atoms} requested per column.")
-        D = autoencoder_atoms(data, n_hidden, epochs=ae_max_iter, random_state=rng, device=device)
+        D = autoencoder_atoms(data, n_hidden, epochs=ae_max_iter, random_state=rng, device=device,
+                              weights=weights)
         alphas = _kernels.sample_alpha(n_hidden, atoms, rng, n_columns)
         dicts = [D[:, a] for a in alphas]
     elif name == "random":

@@ -8,6 +8,8 @@ import copy
 import logging
 import math
 import re
+import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
@@ -155,11 +157,17 @@ def learned_state(module: nn.Module) -> dict:
 
 
 @torch.no_grad()
-def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096) -> np.ndarray:
+def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096,
+               weights: Optional[torch.Tensor] = None) -> np.ndarray:
     """``np.cov(X, rowvar=False)`` (of ``X * X`` with ``square``) computed
     where ``X`` lives, in float64, chunk by chunk; only the (d, d) result
     travels to the host. Shifted by the first chunk's mean, as
-    :func:`skpred._kernels.empirical_kernel`, for an accurate one-pass sum."""
+    :func:`skpred._kernels.empirical_kernel`, for an accurate one-pass sum.
+
+    ``weights`` are frequency weights (``np.cov(..., fweights=w)``): integer
+    weights give the covariance of the data with rows repeated. The
+    denominator is ``sum(w) - 1`` (``sum(w)`` when that is not above 1).
+    """
     n, d = X.shape
     total = torch.zeros(d, dtype=torch.float64, device=X.device)
     cross = torch.zeros(d, d, dtype=torch.float64, device=X.device)
@@ -171,10 +179,17 @@ def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096) -> np.n
         if shift is None:
             shift = B.mean(0)
         B = B - shift
-        total += B.sum(0)
-        cross += B.T @ B
-    mean = total / n
-    return ((cross - n * torch.outer(mean, mean)) / (n - 1)).cpu().numpy()
+        if weights is None:
+            total += B.sum(0)
+            cross += B.T @ B
+        else:
+            w = weights[start:start + chunk].to(torch.float64)
+            total += w @ B
+            cross += (B * w[:, None]).T @ B
+    count = float(n) if weights is None else float(weights.sum())
+    mean = total / count
+    denominator = count - 1 if count > 1 else count
+    return ((cross - count * torch.outer(mean, mean)) / denominator).cpu().numpy()
 
 
 def cpu_copy(module: nn.Module) -> nn.Module:
@@ -199,6 +214,106 @@ class TrainingResult:
     converged: bool = False
     interrupted: bool = False
     best_epoch: Optional[int] = None
+    history: List[dict] = field(default_factory=list)
+
+
+LEARNING_RATES = ("constant", "invscaling", "adaptive", "decay")
+
+
+class LearningRateSchedule:
+    """The ``learning_rate`` option of the classifiers, applied to any torch
+    optimizer through its ``param_groups``.
+
+    - ``"constant"``: ``learning_rate_init`` throughout.
+    - ``"invscaling"``: ``learning_rate_init / (t + 1) ** power_t`` after
+      every epoch, ``t`` the samples seen so far (scikit-learn's rule).
+    - ``"adaptive"``: constant while the stopping rule is not met; each time
+      it is, the rate is divided by 5 and training goes on, until the rate
+      would fall below 1e-6 (scikit-learn's rule).
+    - ``"decay"``: divided by ``learning_rate_decay`` after every minibatch
+      (the authors' schedule).
+
+    ``samples_seen`` carries over between calls (``partial_fit``, warm
+    starts), as scikit-learn's ``t_``.
+    """
+
+    def __init__(self, kind="constant", learning_rate_init=1e-3, power_t=0.5,
+                 learning_rate_decay=1.0, samples_seen=0):
+        if kind not in LEARNING_RATES:
+            raise ValueError(f"learning_rate must be one of {LEARNING_RATES}, got {kind!r}.")
+        self.kind = kind
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.learning_rate_decay = learning_rate_decay
+        self.samples_seen = samples_seen
+
+    @staticmethod
+    def _set(optimizer, lr):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+    def after_batch(self, optimizer):
+        if self.kind == "decay" and self.learning_rate_decay != 1.0:
+            for group in optimizer.param_groups:
+                group["lr"] /= self.learning_rate_decay
+
+    def after_epoch(self, optimizer, n_samples):
+        self.samples_seen += n_samples
+        if self.kind == "invscaling":
+            self._set(optimizer, self.learning_rate_init / (self.samples_seen + 1) ** self.power_t)
+
+    def on_plateau(self, optimizer) -> bool:
+        """The stopping rule was met: True to keep training (rate divided)."""
+        if self.kind != "adaptive":
+            return False
+        lr = optimizer.param_groups[0]["lr"]
+        if lr / 5.0 < 1e-6:
+            return False
+        self._set(optimizer, lr / 5.0)
+        return True
+
+
+class ProgressBar:
+    """One line per training phase, redrawn after every epoch (``\\r``):
+    phase, epochs done of the budget, loss, validation score, seconds.
+
+    Written with no dependency; the stream is stderr. Used by the
+    classifiers when ``verbose`` asks for it on a terminal, or when
+    ``progress_bar=True`` (a notebook, a log file).
+    """
+
+    def __init__(self, stream=None, width=20):
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self._phase = None
+
+    def __call__(self, record, total):
+        if record["phase"] != self._phase and self._phase is not None:
+            self.stream.write("\n")
+        self._phase = record["phase"]
+        done = record["epoch"]
+        filled = int(self.width * done / max(total, 1))
+        text = (f"\r{record['phase']:<18} {done:>4}/{total:<4} "
+                f"[{'#' * filled}{'.' * (self.width - filled)}] loss {record['train_loss']:.4f}")
+        if record.get("valid_score") is not None:
+            text += f" valid {record['valid_score']:.4f}"
+        text += f" {record['elapsed']:.1f}s"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self):
+        if self._phase is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._phase = None
+
+
+def wants_progress_bar(progress_bar, verbose, stream=None) -> bool:
+    """``progress_bar="auto"``: a bar when ``verbose`` and stderr is a terminal."""
+    if progress_bar == "auto":
+        stream = stream if stream is not None else sys.stderr
+        return bool(verbose) and hasattr(stream, "isatty") and stream.isatty()
+    return bool(progress_bar)
 
 
 def train_epochs(
@@ -221,6 +336,10 @@ def train_epochs(
     desc: str = "epoch",
     warn_not_converged: bool = True,
     catch_interrupt: bool = True,
+    weights: Optional[torch.Tensor] = None,
+    schedule: Optional[LearningRateSchedule] = None,
+    phase: str = "fine-tune",
+    progress: Optional[Callable] = None,
 ) -> TrainingResult:
     """Minibatch training for ``epochs`` epochs, with sklearn-style stopping.
 
@@ -237,46 +356,70 @@ def train_epochs(
     after_step : callable or None
         Called after every optimiser step (e.g. the max-norm constraint).
     validation_score : callable or None
-        Early stopping on a held-out set: called after every epoch, higher is
-        better; training stops when it has not improved on the best by
-        ``tol`` for more than ``n_iter_no_change`` epochs in a row, and the
-        best epoch's weights are restored. Without it, the same rule applies
-        to the training loss (scikit-learn's MLP semantics).
+        Early stopping on a held-out set: called after every epoch, returns
+        the score (higher is better) or ``(score, loss)``; training stops
+        when the score has not improved on the best by ``tol`` for more than
+        ``n_iter_no_change`` epochs in a row, and the best epoch's weights
+        are restored. Without it, the same rule applies to the training loss
+        (scikit-learn's MLP semantics).
+    weights : tensor or None
+        Per-sample weights aligned with X: ``batch_loss(xb, yb, wb)`` is then
+        called and must return the weighted mean ``sum(w l) / sum(w)`` of
+        the batch; the epoch loss is ``sum(w l) / sum(w)`` over the epoch.
+    schedule : LearningRateSchedule or None
+        The learning-rate schedule (None: ``learning_rate_decay`` after
+        every minibatch, as before).
+    phase : str
+        Name of the phase in the history records ("fine-tune", "pretrain
+        layer 1", ...).
+    progress : callable or None
+        ``progress(record, epochs)`` after every epoch (a progress bar).
+
+    ``result.history`` holds one record per epoch: ``phase``, ``epoch``
+    (1-based), ``train_loss``, ``valid_score`` and ``valid_loss`` (None
+    without a validation set), ``learning_rate`` (at the end of the
+    epoch), ``duration`` (seconds of the epoch, validation included) and
+    ``elapsed`` (seconds since the call began).
 
     Ctrl-C stops training cleanly, with a warning, keeping the weights
     (``result.interrupted``); with ``catch_interrupt=False`` it propagates.
     A NaN or infinite loss is a ValueError, checked once per epoch.
     """
     enable_verbose_logging(verbose)
+    if schedule is None:
+        schedule = LearningRateSchedule("decay", learning_rate_decay=learning_rate_decay)
     result = TrainingResult()
     n = X.shape[0]
+    weight_total = float(weights.sum()) if weights is not None else float(n)
     best, best_state, stale = -np.inf, None, 0
+    started = time.perf_counter()
     module.train()
     try:
         for epoch in range(epochs):
+            epoch_start = time.perf_counter()
             if shuffle:
                 order = torch.randperm(n, generator=generator).to(X.device)
             # The running loss stays on the device: no host sync per batch.
             total = torch.zeros((), device=X.device)
             for start in range(0, n, batch_size):
-                if shuffle:
-                    idx = order[start:start + batch_size]
-                    xb = X[idx]
-                    yb = None if y is None else y[idx]
-                else:
-                    xb = X[start:start + batch_size]
-                    yb = None if y is None else y[start:start + batch_size]
+                rows = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
+                xb = X[rows]
+                yb = None if y is None else y[rows]
                 optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(xb, yb)
+                if weights is None:
+                    loss = batch_loss(xb, yb)
+                    batch_weight = xb.shape[0]
+                else:
+                    wb = weights[rows]
+                    loss = batch_loss(xb, yb, wb)
+                    batch_weight = wb.sum()
                 loss.backward()
                 optimizer.step()
                 if after_step is not None:
                     after_step()
-                if learning_rate_decay != 1.0:
-                    for group in optimizer.param_groups:
-                        group["lr"] /= learning_rate_decay
-                total += loss.detach() * xb.shape[0]
-            epoch_loss = total.item() / n  # one sync per epoch
+                schedule.after_batch(optimizer)
+                total += loss.detach() * batch_weight
+            epoch_loss = total.item() / weight_total  # one sync per epoch
             if not math.isfinite(epoch_loss):
                 raise ValueError(
                     "The training loss became NaN or infinite; lower the "
@@ -284,10 +427,14 @@ def train_epochs(
                 )
             result.losses.append(epoch_loss)
             result.n_epochs = epoch + 1
+            valid_loss = score = None
             if validation_score is not None:
                 module.eval()
-                score = float(validation_score())
+                value = validation_score()
                 module.train()
+                score, valid_loss = (value if isinstance(value, tuple) else (value, None))
+                score = float(score)
+                valid_loss = None if valid_loss is None else float(valid_loss)
                 result.validation_scores.append(score)
                 current = score
                 message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}, validation score {score:.4f}"
@@ -296,6 +443,15 @@ def train_epochs(
                 message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}"
             if verbose:
                 logger.info(message)
+            schedule.after_epoch(optimizer, n)
+            now = time.perf_counter()
+            record = dict(phase=phase, epoch=epoch + 1, train_loss=epoch_loss,
+                          valid_score=score, valid_loss=valid_loss,
+                          learning_rate=float(optimizer.param_groups[0]["lr"]),
+                          duration=now - epoch_start, elapsed=now - started)
+            result.history.append(record)
+            if progress is not None:
+                progress(record, epochs)
             # scikit-learn's MLP rule: an epoch that does not beat the best
             # by tol counts as no improvement; the best is still updated by
             # any gain (and its weights kept, to restore); stop after more
@@ -307,6 +463,9 @@ def train_epochs(
                     best_state = learned_state(module)
                     result.best_epoch = epoch
             if stale > n_iter_no_change:
+                if schedule.on_plateau(optimizer):  # "adaptive": lower the rate, go on
+                    stale = 0
+                    continue
                 result.converged = True
                 break
     except KeyboardInterrupt:
@@ -373,6 +532,9 @@ def fit_tied_autoencoder(
     verbose: int = 0,
     desc: str = "autoencoder",
     catch_interrupt: bool = True,
+    weights: Optional[torch.Tensor] = None,
+    phase: str = "pretrain",
+    progress: Optional[Callable] = None,
 ) -> TrainingResult:
     """Train ``layer`` as the encoder of a tied-weight autoencoder.
 
@@ -394,22 +556,26 @@ def fit_tied_autoencoder(
     holder.layer = layer
     holder.decoder_bias = decoder_bias
 
-    def batch_loss(xb, _):
+    def batch_loss(xb, _, wb=None):
         h = activation(layer(xb))
         x_hat = h @ layer.weight + decoder_bias
-        return ((x_hat - xb) ** 2).mean()
+        if wb is None:
+            return ((x_hat - xb) ** 2).mean()
+        # sample weights: the weighted mean of each sample's mean error
+        return ((x_hat - xb) ** 2).mean(1) @ wb / wb.sum().clamp_min(1e-12)
 
     optimizer = make_optimizer(holder, "adam", learning_rate)
     return train_epochs(
         holder, batch_loss, X, None, optimizer,
         epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
         after_step=after_step, n_iter_no_change=epochs + 1, verbose=verbose, desc=desc,
-        warn_not_converged=False, catch_interrupt=catch_interrupt,
+        warn_not_converged=False, catch_interrupt=catch_interrupt, weights=weights,
+        phase=phase, progress=progress,
     )
 
 
 def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_size=100,
-                      learning_rate=1e-3, verbose=0):
+                      learning_rate=1e-3, verbose=0, weights=None):
     """Dictionary atoms learned by a sigmoid tied-weight autoencoder.
 
     Parameters
@@ -437,7 +603,8 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
     fit_tied_autoencoder(
         layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, generator=generator,
-        verbose=verbose, desc="ae dictionary epoch", catch_interrupt=False,
+        verbose=verbose, desc="ae dictionary epoch", catch_interrupt=False, weights=weights,
+        phase="ae dictionary",
     )
     atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
     norms = np.linalg.norm(atoms, axis=0)

@@ -41,10 +41,10 @@ def test_pool_and_dense_paths_agree_and_auto_picks_the_cheaper():
     x = torch.randn(16, 100, dtype=torch.float64)
     torch.testing.assert_close(pool(x), dense(x))
     # one column, a = 0.1 n_in: pooling costs about a fifth of a dense layer
-    assert PredictedLinear(100, 50, d)._pool_is_cheaper(16)
+    assert PredictedLinear(100, 50, d)._route(16) == "pool"
     # many full-size columns: pooling costs more than the dense layer
     many = PredictedLinear(100, 50, _dicts(100, 100, 10))
-    assert not many._pool_is_cheaper(16)
+    assert many._route(16) == "dense"
 
 
 def test_counts_match_design_formulas():
@@ -303,9 +303,10 @@ def test_predicted_linear_every_path_against_an_einsum_reference(path, columns):
 
 
 @pytest.mark.parametrize("path", ["pool", "dense"])
-@pytest.mark.parametrize("kernel, padding, stride", [(3, "same", 1), (4, "same", 1),
-                                                     (3, 0, 1), (5, 2, 2), (3, "valid", 1)])
-def test_predicted_conv_every_path_against_f_conv2d(path, kernel, padding, stride):
+@pytest.mark.parametrize("kernel, padding, stride, dilation", [
+    (3, "same", 1, 1), (4, "same", 1, 1), (3, 0, 1, 1), (5, 2, 2, 1), (3, "valid", 1, 1),
+    (3, 1, 1, 2), (3, "same", 1, 2)])
+def test_predicted_conv_every_path_against_f_conv2d(path, kernel, padding, stride, dilation):
     """Breakage caught: the bank-then-mix route disagreeing with the
     materialised filters (e.g. with "same" padding and even kernels, or
     grouped mixing across columns). Reference: F.conv2d with filters built
@@ -318,10 +319,487 @@ def test_predicted_conv_every_path_against_f_conv2d(path, kernel, padding, strid
     C, a, c_in, m = 2, 5, 3, 4
     banks = rng.standard_normal((C, c_in * kernel * kernel, a))
     conv = PredictedConv2d(c_in, C * m, kernel, banks, stride=stride, padding=padding,
-                           path=path, dtype=torch.float64)
+                           dilation=dilation, path=path, dtype=torch.float64)
     V = conv.V.detach().numpy()
     filters = np.einsum("cka,cam->cmk", banks, V).reshape(C * m, c_in, kernel, kernel)
     x = torch.tensor(rng.standard_normal((2, c_in, 9, 9)))
     expected = F.conv2d(x, torch.tensor(filters), conv.bias.detach(), stride=stride,
-                        padding=padding)
+                        padding=padding, dilation=dilation)
     torch.testing.assert_close(conv(x), expected, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(conv.to_dense()(x), expected, rtol=1e-9, atol=1e-9)
+
+
+# ------------------------------------------- mutation-survivor triage (issue 16)
+# Each test below was written against a group of surviving mutants of
+# skpred/nn (mutmut): it names the breakage it catches and computes its
+# reference here, from the formula, never from the layer's own helpers.
+
+
+def _se_dictionary_numpy(shape, ls, alpha, ridge):
+    """U = K_xa (K_aa + ridge I)^-1 for the se kernel, written out directly."""
+    rows, cols, ch = shape
+    idx = np.arange(rows * cols * ch)
+    r, c, k = idx // (cols * ch), idx // ch % cols, idx % ch
+    d2 = ((r[:, None] - r[None, alpha]) / ls[0]) ** 2 + ((c[:, None] - c[None, alpha]) / ls[1]) ** 2
+    K = np.exp(-0.5 * d2) * (k[:, None] == k[None, alpha])
+    if ridge is None:
+        return K
+    return K @ np.linalg.inv(K[alpha] + ridge * np.eye(len(alpha)))
+
+
+@pytest.mark.parametrize("path", ["pool", "blur"])
+def test_se_layer_accepts_a_2d_shape_1d_alphas_and_one_length_scale(path):
+    """Breakage caught: a 2-D image_shape not read as (rows, cols, 1), a
+    single column's alphas given as a 1-D array not promoted to (1, a), or
+    a scalar length scale not used on both axes."""
+    from skpred.nn import SEPredictedLinear
+
+    alpha = np.array([0, 5, 9, 13, 22, 30])
+    layer = SEPredictedLinear(35, 4, (5, 7), 1.3, alpha, ridge=0.2, dtype=torch.float64,
+                              path=path)
+    assert layer.image_shape == (5, 7, 1) and layer.n_columns == 1 and layer.n_atoms == 6
+    U = _se_dictionary_numpy((5, 7, 1), (1.3, 1.3), alpha, 0.2)
+    np.testing.assert_allclose(layer.dictionaries[0].numpy(), U, rtol=1e-10, atol=1e-12)
+    x = np.random.RandomState(3).standard_normal((4, 35))
+    expected = x @ U @ layer.V[0].detach().numpy() + layer.bias.detach().numpy()
+    np.testing.assert_allclose(layer(torch.tensor(x)).detach().numpy(), expected, rtol=1e-10)
+    assert "image_shape=(5, 7, 1)" in repr(layer)
+    # the blur path's multiply-add count, from the docstring's formula
+    assert layer.blur_cost() == 1 * 5 * 7 * (5 + 7) + 1 * 6 * 6 + 6 * 4
+
+
+def test_se_layer_rejects_a_shape_that_does_not_hold_the_features():
+    from skpred.nn import SEPredictedLinear
+
+    with pytest.raises(ValueError, match=r"image_shape=\(5, 7\) does not hold in_features=36"):
+        SEPredictedLinear(36, 4, (5, 7), 1.0, np.arange(4))
+    with pytest.raises(ValueError, match="path must be one of"):
+        SEPredictedLinear(35, 4, (5, 7), 1.0, np.arange(4), path="fft")
+
+
+def test_predicted_linear_costs_are_the_documented_multiply_add_counts():
+    """Breakage caught: a wrong term in the pool or dense cost (so "auto"
+    takes the dearer route), ties not going to pool, or the evaluation route
+    depending on the batch. Reference: the counts written out by hand."""
+    layer = PredictedLinear(100, 60, _dicts(100, 10, 3))
+    # pool: C*a*in + a*out = 3*10*100 + 10*60; dense: in*out + in*a*out/B
+    assert layer._costs(50) == {"pool": 3600, "dense": 6000 + 100 * 10 * 60 / 50}
+    assert layer._costs(None) == {"pool": 3600, "dense": 6000}
+    assert layer._costs(0)["dense"] == 6000 + 100 * 10 * 60  # a batch of 0 counts as 1
+    # a tie goes to pool: in*out == C*a*in + a*out for in=out=20, C=1, a=10
+    tie = PredictedLinear(20, 20, _dicts(20, 10, 1))
+    assert tie._costs(None)["pool"] == tie._costs(None)["dense"] == 400
+    assert tie._route(None) == "pool"
+    # dear pooling (many big columns): dense at any batch, pool never
+    dear = PredictedLinear(100, 60, _dicts(100, 50, 3))
+    assert dear._route(1000) == "dense"
+    # a forced path ignores the costs
+    for path in ("pool", "dense"):
+        forced = PredictedLinear(100, 60, _dicts(100, 50, 3), path=path)
+        assert forced._route(7) == path
+
+
+def test_predicted_linear_forward_takes_the_route_it_costs(monkeypatch):
+    """Breakage caught: forward ignoring _route (or the train/eval switch):
+    training uses the batch, evaluation the batch-free choice."""
+    layer = PredictedLinear(100, 60, _dicts(100, 10, 1))
+    seen = []
+    original = layer._route
+    monkeypatch.setattr(layer, "_route", lambda b: seen.append(b) or original(b))
+    layer.train()(torch.randn(4, 100))
+    layer.eval()(torch.randn(4, 100))
+    assert seen == [4, None]
+    with pytest.raises(ValueError, match="in_features=100 values in the last dimension"):
+        layer(torch.randn(4, 99))
+
+
+def test_as_dictionary_tensor_validation_and_dtype():
+    """Breakage caught: an empty list, zero atoms or a 4-D array accepted;
+    the default dtype ignored; the result sharing memory with the input."""
+    from skpred.nn._linear import as_dictionary_tensor
+
+    with pytest.raises(ValueError, match="dictionaries is empty"):
+        as_dictionary_tensor([], 5)
+    with pytest.raises(ValueError, match="must have shape"):
+        as_dictionary_tensor(np.ones((5, 0)), 5)
+    with pytest.raises(ValueError, match="must have shape"):
+        as_dictionary_tensor(np.ones((1, 2, 5, 3)), 5)
+    src = torch.ones(5, 3, dtype=torch.float64)
+    U = as_dictionary_tensor(src, 5)
+    assert U.shape == (1, 5, 3) and U.dtype == torch.get_default_dtype()
+    U64 = as_dictionary_tensor(src, 5, dtype=torch.float64)
+    assert U64.dtype == torch.float64 and U64.data_ptr() != src.data_ptr()
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        as_dictionary_tensor(np.array([[1.0], [np.inf]]), 2)
+
+
+def test_init_with_an_all_zero_column_and_no_fan_in():
+    """Breakage caught: a column whose U is zero giving V = inf/NaN (division
+    by a zero row energy), or fan_in 0 dividing by zero."""
+    from skpred.nn._linear import init_factored_
+
+    U = torch.zeros(2, 6, 3)
+    U[1] = 1.0
+    V, bias = torch.empty(2, 3, 4), torch.empty(8)
+    init_factored_(V, bias, U, 6, torch.Generator().manual_seed(0))
+    assert torch.isfinite(V).all()
+    assert V[0].abs().max() <= 1 / np.sqrt(6) and V[0].abs().max() > 0.1 / np.sqrt(6)
+    # column 1: row energy 3, so the bound is 1/sqrt(6)/sqrt(3)
+    assert V[1].abs().max() <= 1 / np.sqrt(18) + 1e-7
+    assert bias.abs().max() <= 1 / np.sqrt(6)
+    init_factored_(V, bias, U, 0, torch.Generator().manual_seed(0))
+    assert (V == 0).all() and (bias == 0).all()
+
+
+@pytest.mark.parametrize("columns", [1, 3])
+def test_max_norm_of_a_predicted_linear_layer_against_the_materialised_rows(columns):
+    """Breakage caught: norms taken over the wrong axis of V/U (a unit's
+    incoming weights are a column of U_c V_c), the scale applied to the
+    wrong units, or units under the cap changed. Reference: W from the
+    banks and V by einsum."""
+    rng = np.random.RandomState(4)
+    banks = rng.standard_normal((columns, 15, 4))
+    layer = PredictedLinear(15, 4 * columns, banks, dtype=torch.float64)
+    W = lambda: np.einsum("cia,cam->cim", banks, layer.V.detach().numpy())  # noqa: E731
+    targets = np.tile([0.5, 2.0, 0.3, 3.0], (columns, 1))  # units under and over the cap
+    with torch.no_grad():
+        layer.V.mul_(torch.tensor(targets / np.linalg.norm(W(), axis=1))[:, None, :])
+    before = np.linalg.norm(W(), axis=1)
+    np.testing.assert_allclose(before, targets)
+    layer.max_norm_(1.0)
+    after = np.linalg.norm(W(), axis=1)
+    np.testing.assert_allclose(after, np.minimum(before, 1.0), rtol=1e-9)
+
+
+def test_gram_cache_follows_in_place_changes_of_u_and_is_never_used_for_learned_u():
+    """Breakage caught: a stale Gram matrix after U is edited in place (or
+    moved), or a learned U (LowRank) whose cached Gram goes stale on every
+    step."""
+    rng = np.random.RandomState(5)
+    layer = PredictedLinear(10, 4, rng.standard_normal((2, 10, 3)), dtype=torch.float64)
+    Uc = layer.dictionaries
+    torch.testing.assert_close(layer._gram(), torch.einsum("cia,cib->cab", Uc, Uc))
+    with torch.no_grad():
+        layer.U.mul_(2.0)
+    Uc = layer.dictionaries
+    torch.testing.assert_close(layer._gram(), torch.einsum("cia,cib->cab", Uc, Uc))
+    low = LowRankLinear(10, 4, rank=3, n_columns=2, dtype=torch.float64)
+    low._gram()
+    with torch.no_grad():
+        low.U.add_(1.0)
+    Uc = low.dictionaries
+    torch.testing.assert_close(low._gram(), torch.einsum("cia,cib->cab", Uc, Uc))
+    assert low._gram_cache is None
+
+
+@pytest.mark.parametrize("in_f, out_f, fraction, columns, rank", [
+    (784, 500, 0.1, 1, 31),   # 0.1 * 784 * 500 / 1284 = 30.5 -> 31
+    (784, 500, 0.1, 10, 5),   # m = 50: 0.1 * 784 * 50 / 834 = 4.7 -> 5
+    (20, 10, 0.01, 1, 1),     # below one: at least 1
+    (30, 30, 1.0, 3, 8),      # m = 10: 30 * 10 / 40 = 7.5 -> 8
+])
+def test_low_rank_for_fraction_matches_the_learned_share(in_f, out_f, fraction, columns, rank):
+    """Breakage caught: the rank formula (learned rank*(in+m) per column
+    against in*m dense) losing a term, the per-column width m, or the floor
+    of one. Reference: ranks computed by hand in the parameters."""
+    low = LowRankLinear.for_fraction(in_f, out_f, fraction, n_columns=columns)
+    assert low.n_atoms == rank
+    assert low.n_columns == columns and low.out_features == out_f
+    assert low.n_dynamic_params == columns * rank * (in_f + out_f // columns)
+    with pytest.raises(ValueError, match="alpha_fraction must be in"):
+        LowRankLinear.for_fraction(in_f, out_f, 0.0)
+    with pytest.raises(ValueError, match="alpha_fraction must be in"):
+        LowRankLinear.for_fraction(in_f, out_f, 1.5)
+    with pytest.raises(ValueError, match="n_columns must be >= 1"):
+        LowRankLinear.for_fraction(in_f, out_f, 0.5, n_columns=0)
+    with pytest.raises(ValueError, match="rank and n_columns must be >= 1"):
+        LowRankLinear(in_f, out_f, rank=0)
+
+
+def test_low_rank_u_is_drawn_with_variance_one_over_fan_in():
+    """Breakage caught: U left at its placeholder of ones, or drawn with the
+    wrong scale (the init then misses nn.Linear's variance)."""
+    low = LowRankLinear(400, 300, rank=50)
+    low.reset_parameters(torch.Generator().manual_seed(0))
+    assert low.U.std().item() == pytest.approx(1 / 20, rel=0.05)
+    assert low.weight.var().item() == pytest.approx(1 / 1200, rel=0.15)
+
+
+@pytest.mark.parametrize("padding, stride, dilation, size", [
+    ("same", 1, 1, (9, 9)), ("valid", 1, 1, (9, 7)), (0, 2, 1, (9, 9)), (2, 2, 1, (8, 11)),
+    ((1, 0), (1, 2), 1, (7, 9)), (1, 1, 2, (9, 9)), (0, 1, 1, (2, 2)),
+    (0, 2, 1, (9, 8)), (0, 1, 1, (2, 5)), (0, 1, 1, (5, 2)),
+])
+def test_conv_out_positions_match_torch(padding, stride, dilation, size):
+    """Breakage caught: the output-size formula (padding, dilation, stride
+    per axis) or the batch factor wrong, so "auto" costs another layer.
+    Reference: the shape F.conv2d itself returns (0 where the map is empty)."""
+    from torch.nn import functional as F
+
+    from skpred.nn import PredictedConv2d
+
+    conv = PredictedConv2d(2, 4, 3, _conv_dicts(2, 3, 3, 1), stride=stride, padding=padding,
+                           dilation=dilation)
+    for x in (torch.randn(3, 2, *size), torch.randn(2, *size)):
+        try:
+            out = F.conv2d(x, torch.zeros(4, 2, 3, 3), stride=stride, padding=padding,
+                           dilation=dilation)
+            expected = out.numel() // 4
+        except RuntimeError:  # the kernel does not fit: no output position
+            expected = 0
+        assert conv._out_positions(x) == expected
+
+
+def test_conv_pool_choice_is_the_documented_multiply_add_count(monkeypatch):
+    """Breakage caught: a wrong cost term (so "auto" runs the dearer
+    ordering), ties not going to pool, or forward not consulting the choice
+    (training by output positions, evaluation batch-free)."""
+    from skpred.nn import PredictedConv2d
+
+    # C=1, a=4, out=8, k=2*3*3=18: pool 1*4*18 + 4*8 = 104, dense 8*18 + 18*4*8/n
+    conv = PredictedConv2d(2, 8, 3, _conv_dicts(2, 3, 4, 1))
+    assert conv._pool_is_cheaper(None)  # 104 <= 144
+    # with n positions dense costs 144 + 576/n, always above 104: pool everywhere
+    assert conv._pool_is_cheaper(1) and conv._pool_is_cheaper(10 ** 6)
+    # C=2, a=9, out=8, k=18: pool 2*9*18 + 9*8 = 396; dense 144 + 1296/n
+    dear = PredictedConv2d(2, 8, 3, _conv_dicts(2, 3, 9, 2))
+    assert not dear._pool_is_cheaper(None)
+    assert dear._pool_is_cheaper(5)  # 144 + 259.2 = 403.2 >= 396
+    assert not dear._pool_is_cheaper(6)  # 144 + 216 = 360 < 396
+    assert dear._pool_is_cheaper(0)  # n clamped to 1: 144 + 1296 >= 396
+    # one position against two: C=8, a=2, out=8, k=18: pool 8*2*18 + 2*8 = 304,
+    # dense 144 + 288/n: 432 at n=1 (pool), 288 at n=2 (dense)
+    edge = PredictedConv2d(2, 8, 3, _conv_dicts(2, 3, 2, 8))
+    assert edge._pool_is_cheaper(1) and not edge._pool_is_cheaper(2)
+    # a tie goes to pool: C=1, a=9, out=18, k=18: pool 9*18 + 9*18 = 324 = dense 18*18
+    tie = PredictedConv2d(2, 18, 3, _conv_dicts(2, 3, 9, 1))
+    assert tie._pool_is_cheaper(None)
+    for path in ("pool", "dense"):
+        forced = PredictedConv2d(2, 8, 3, _conv_dicts(2, 3, 9, 2), path=path)
+        assert forced._pool_is_cheaper(None) == (path == "pool")
+        assert forced._pool_is_cheaper(5) == (path == "pool")
+    seen = []
+    original = dear._pool_is_cheaper
+    monkeypatch.setattr(dear, "_pool_is_cheaper", lambda n: seen.append(n) or original(n))
+    dear.train()(torch.randn(2, 2, 6, 6))
+    dear.eval()(torch.randn(2, 2, 6, 6))
+    assert seen == [2 * 4 * 4, None]
+
+
+def test_conv_repr_and_pair_validation():
+    from skpred.nn import PredictedConv2d
+
+    conv = PredictedConv2d(2, 4, (3, 5), [np.ones((30, 3))] * 2, padding=(1, 2), path="pool")
+    text = repr(conv)
+    for piece in ("2, 4, kernel_size=(3, 5)", "stride=(1, 1)", "padding=(1, 2)",
+                  "n_columns=2", "n_atoms=3", "bias=True", "path='pool'"):
+        assert piece in text
+    with pytest.raises(ValueError, match="an int or a pair"):
+        PredictedConv2d(2, 4, (3, 3, 3), [np.ones((54, 3))])
+    with pytest.raises(ValueError, match="padding must be 'same', 'valid'"):
+        PredictedConv2d(2, 4, 3, [np.ones((18, 3))], padding="full")
+    with pytest.raises(ValueError, match="path must be one of"):
+        PredictedConv2d(2, 4, 3, [np.ones((18, 3))], path="fast")
+    no_bias = PredictedConv2d(2, 4, 3, [np.ones((18, 3))], bias=False)
+    assert no_bias.bias is None and no_bias.to_dense().bias is None
+
+
+def _reference_convnet(net, x, act):
+    """The conv net's forward written with F.conv2d on materialised filters."""
+    from torch.nn import functional as F
+
+    rows, cols, ch = net.image_shape
+    z = x.reshape(-1, rows, cols, ch).permute(0, 3, 1, 2)
+    for conv, pool in zip(net.convs, net.pools):
+        z = act(F.conv2d(z, conv.weight, conv.bias, padding="same"))
+        z = F.max_pool2d(z, pool) if pool != (1, 1) else z
+    features = z.flatten(1)
+    for layer in net.dense:
+        z = act(z.flatten(1) @ layer.weight.T + layer.bias)
+    out = (z.flatten(1) if net.dense else features) @ net.output.weight.T + net.output.bias
+    return features, out
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("with_dense", [True, False])
+def test_predicted_convnet_against_a_functional_reference(activation, with_dense):
+    """Breakage caught: the channels-last input read in another order, the
+    activation or a pooling skipped (or applied where the pool is (1, 1)),
+    the feature count or the output layer's width wrong, layers missing
+    from weight_layers. Reference: F.conv2d / max_pool2d written here."""
+    from skpred.nn import PredictedConv2d, PredictedConvNet
+
+    torch.manual_seed(0)
+    act = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[activation]
+    image_shape = (8, 6, 3)
+    convs = [PredictedConv2d(3, 4, 3, _conv_dicts(3, 3, 5, 2), padding="same",
+                             dtype=torch.float64),
+             torch.nn.Conv2d(4, 6, 3, padding="same", dtype=torch.float64)]
+    pools = [(2, 3), (1, 1)]
+    dense = [PredictedLinear(6 * 4 * 2, 10, _dicts(48, 7, 2), dtype=torch.float64)] \
+        if with_dense else []
+    net = PredictedConvNet(image_shape, convs, pools, dense, 5, activation=activation,
+                           dtype=torch.float64)
+    assert net.feature_map_shape() == (6, 4, 2) and net.feature_map_shape(1) == (4, 4, 2)
+    assert net.feature_map_shape(0) == (3, 8, 6)
+    assert net.n_conv_features() == 48
+    assert net.output.in_features == (10 if with_dense else 48)
+    assert net.weight_layers() == [*convs, *dense, net.output]
+    x = torch.randn(3, 8 * 6 * 3, dtype=torch.float64)
+    features, expected = _reference_convnet(net, x, act)
+    torch.testing.assert_close(net.conv_features(x), features)
+    torch.testing.assert_close(net(x), expected)
+    torch.testing.assert_close(net(x.reshape(3, 8, 6, 3)), expected)  # 4-D input too
+    assert f"activation={activation!r}" in repr(net) and "image_shape=(8, 6, 3)" in repr(net)
+
+
+def test_predicted_convnet_and_mlp_reject_bad_configuration():
+    from skpred.nn import PredictedConvNet, PredictedMLP
+
+    conv = torch.nn.Conv2d(1, 2, 3, padding="same")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        PredictedConvNet((4, 4, 1), [conv], [(1, 1)], [], 2, activation="gelu")
+    with pytest.raises(ValueError, match="one entry per conv layer"):
+        PredictedConvNet((4, 4, 1), [conv], [], [], 2)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        PredictedMLP([torch.nn.Linear(3, 2)], 2, activation="gelu")
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        PredictedMLP([], 2)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_predicted_mlp_features_at_each_depth(activation):
+    """Breakage caught: features stopping one layer early or late, the
+    activation skipped, or the output layer not reading the last hidden
+    layer. Reference: the layers applied by hand."""
+    from skpred.nn import PredictedMLP
+
+    torch.manual_seed(0)
+    act = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[activation]
+    hidden = [PredictedLinear(6, 8, _dicts(6, 3, 2)), torch.nn.Linear(8, 4)]
+    net = PredictedMLP(hidden, 3, activation=activation)
+    assert net.activation == activation  # no other default sneaks in
+    x = torch.randn(5, 6)
+    h1 = act(hidden[0](x))
+    h2 = act(hidden[1](h1))
+    torch.testing.assert_close(net.features(x, 1), h1)
+    torch.testing.assert_close(net.features(x), h2)
+    torch.testing.assert_close(net(x), net.output(h2))
+    assert net.output.out_features == 3 and net.weight_layers() == [*hidden, net.output]
+    assert repr(net).count(f"activation={activation!r}") == 1
+    assert PredictedMLP([torch.nn.Linear(2, 2)], 2).activation == "sigmoid"
+
+
+@pytest.mark.parametrize("path", ["pool", "dense", "blur"])
+def test_each_forced_path_runs_its_own_arithmetic(path, monkeypatch):
+    """Breakage caught: forward running another ordering than the one it
+    chose (results agree, the cost does not), e.g. "pool" materialising W
+    or "blur" falling back to x @ U. Observed by spying on the pieces each
+    ordering needs."""
+    from skpred.nn import SEPredictedLinear
+
+    layer = SEPredictedLinear(36, 6, (6, 6), 1.0, np.arange(0, 36, 4), path=path)
+    calls = {"W": 0, "einsum": 0}
+    weight_in_out, einsum = layer._weight_in_out, torch.einsum
+    monkeypatch.setattr(layer, "_weight_in_out",
+                        lambda: calls.__setitem__("W", calls["W"] + 1) or weight_in_out())
+    monkeypatch.setattr(torch, "einsum",
+                        lambda *a: calls.__setitem__("einsum", calls["einsum"] + 1) or einsum(*a))
+    layer(torch.randn(3, 36))
+    assert calls == {"pool": {"W": 0, "einsum": 0}, "dense": {"W": 1, "einsum": 0},
+                     "blur": {"W": 0, "einsum": 2}}[path]
+
+
+def test_layers_without_bias_and_their_description():
+    """Breakage caught: bias=False still registering (or drawing) a bias,
+    the dense twin getting one, or repr reporting the opposite."""
+    from torch.nn import functional as F
+
+    from skpred.nn import PredictedConv2d
+
+    banks = np.random.RandomState(6).standard_normal((2, 10, 3))
+    layer = PredictedLinear(10, 4, banks, bias=False, dtype=torch.float64)
+    assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["V"]
+    x = torch.randn(5, 10, dtype=torch.float64)
+    W = torch.einsum("cia,cam->icm", torch.tensor(banks), layer.V).reshape(10, 4)
+    torch.testing.assert_close(layer(x), x @ W)
+    assert layer.to_dense().bias is None and "bias=False" in repr(layer)
+    assert "bias=True" in repr(PredictedLinear(10, 4, banks))
+    conv = PredictedConv2d(1, 4, 3, np.random.RandomState(7).standard_normal((2, 9, 3)),
+                           bias=False, dtype=torch.float64)
+    xc = torch.randn(2, 1, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(conv(xc), F.conv2d(xc, conv.weight))
+    assert "bias=False" in repr(conv)
+
+
+def test_one_unit_per_column_is_allowed():
+    """Breakage caught: n_columns == out_features rejected (each column
+    then owns one unit; only more columns than units is an error)."""
+    layer = PredictedLinear(10, 3, _dicts(10, 2, 3))
+    assert layer.units_per_column == 1 and layer(torch.randn(2, 10)).shape == (2, 3)
+
+
+def test_state_dict_holds_u_v_and_bias_never_the_gram_cache():
+    """Breakage caught: the Gram cache saved with the weights (a file that
+    a fresh layer cannot load, or a stale cache loaded with new U)."""
+    from skpred.nn import PredictedConv2d
+
+    layer = PredictedLinear(10, 4, _dicts(10, 2, 2))
+    conv = PredictedConv2d(1, 4, 3, _conv_dicts(1, 3, 2, 2))
+    for module in (layer, conv):
+        module.max_norm_(1.0)  # fills the cache
+        assert module._gram_cache is not None
+        assert set(module.state_dict()) == {"U", "V", "bias"}
+
+
+def test_reset_parameters_with_a_generator_redraws_everything_learned():
+    """Breakage caught: reset_parameters ignoring its generator (so a seed
+    does not reproduce the layer) or leaving the bias (or LowRank's U)
+    as it was."""
+    from skpred.nn import PredictedConv2d
+
+    for make in (lambda: PredictedLinear(10, 4, _dicts(10, 2, 2)),
+                 lambda: LowRankLinear(10, 4, rank=2),
+                 lambda: LowRankLinear.for_fraction(10, 4, 0.5, bias=False),
+                 lambda: PredictedConv2d(1, 4, 3, _conv_dicts(1, 3, 2, 2))):
+        a, b = make(), make()
+        with torch.no_grad():
+            for p in b.parameters():
+                p.fill_(7.0)
+        a.reset_parameters(torch.Generator().manual_seed(3))
+        b.reset_parameters(torch.Generator().manual_seed(3))
+        for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+            assert (pb != 7.0).all(), name
+    assert LowRankLinear(10, 4, rank=2).n_columns == 1
+    assert LowRankLinear.for_fraction(10, 4, 0.5, bias=False).bias is None
+
+
+def test_se_layer_default_ridge_is_a_tenth():
+    """Breakage caught: the documented default ridge (0.1) changed."""
+    from skpred.nn import SEPredictedLinear
+
+    alpha = np.array([0, 7, 14, 21])
+    layer = SEPredictedLinear(25, 2, (5, 5), 1.0, alpha, dtype=torch.float64)
+    np.testing.assert_allclose(layer.dictionaries[0].numpy(),
+                               _se_dictionary_numpy((5, 5, 1), (1.0, 1.0), alpha, 0.1),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_dtype_and_options_reach_every_part():
+    """Breakage caught: the output layer of a float64 network (or LowRank's
+    U, or an se layer's bias option) left at the defaults: float32 output
+    on float64 features fails or silently loses precision."""
+    from skpred.nn import PredictedConvNet, PredictedMLP, SEPredictedLinear
+
+    f64 = dict(dtype=torch.float64)
+    mlp = PredictedMLP([torch.nn.Linear(4, 3, **f64)], 2, **f64)
+    conv = PredictedConvNet((4, 4, 1), [torch.nn.Conv2d(1, 2, 3, padding="same", **f64)],
+                            [(2, 2)], [], 3, **f64)
+    low = LowRankLinear(6, 4, rank=2, **f64)
+    for module in (mlp, conv, low):
+        assert {p.dtype for p in module.parameters()} == {torch.float64}
+    assert mlp(torch.randn(2, 4, **f64)).dtype == torch.float64
+    assert LowRankLinear.for_fraction(10, 4, 0.5).n_columns == 1
+    se = SEPredictedLinear(16, 2, (4, 4), 1.0, np.arange(0, 16, 4), bias=False)
+    assert se.bias is None

@@ -240,13 +240,6 @@ class PredictedLinear(_Factored):
         costs = self._costs(batch)
         return min(costs, key=costs.get)
 
-    def _pool_is_cheaper(self, batch: Optional[int]) -> bool:
-        """Whether ``(x U) V`` costs fewer multiply-adds than ``x (U V)``."""
-        if self.path != "auto":
-            return self.path == "pool"
-        costs = self._costs(batch)
-        return costs["pool"] <= costs["dense"]
-
     def _pooled(self, x: Tensor, route: str) -> Tensor:
         """``x U`` for every column at once, shape (B, C * a)."""
         return x @ self.U
