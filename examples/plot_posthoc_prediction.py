@@ -18,7 +18,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 from skpred import PredictedMLPClassifier
-from skpred._kernels import predict_from_subset, se_kernel
+from skpred.kernels import predict_from_subset, se_kernel
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 X, y = load_digits(return_X_y=True)

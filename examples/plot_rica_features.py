@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.datasets import load_sample_images
 
 from skpred import PredictedRICA, ZCAWhitening
-from skpred._image import normalize_patches, sample_patches
+from skpred.patches import normalize_patches, sample_patches
 from skpred.plotting import plot_features
 
 images = np.stack([im.mean(-1) for im in load_sample_images().images]).reshape(2, -1) / 255

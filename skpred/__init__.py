@@ -8,7 +8,8 @@ full weights from a few of them, ``V`` the only part that is learned.
 from ._conv import PAPER_CONVNET_SETTINGS, PredictedConvNetClassifier
 from ._dictionary import KernelDictionary
 from ._image import ImageEncoder, ZCAWhitening
-from ._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
+from ._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier, PredictedMLPRegressor
+from ._persist import load
 from ._rica import PredictedRICA
 
 __version__ = "0.1.0.dev0"
@@ -16,11 +17,13 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "KernelDictionary",
     "PredictedMLPClassifier",
+    "PredictedMLPRegressor",
     "PredictedConvNetClassifier",
     "PredictedRICA",
     "ZCAWhitening",
     "ImageEncoder",
     "PAPER_MLP_SETTINGS",
     "PAPER_CONVNET_SETTINGS",
+    "load",
     "__version__",
 ]

@@ -10,15 +10,17 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from torch.nn import functional as F
 
-from ._validation import validate_floats
+from ._validation import check_float32_range, validate_floats
 from . import _training
 from .nn._linear import _Factored
 
@@ -39,10 +41,18 @@ TRAINING_CONSTRAINTS = {
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
-    "device": [str],
+    "device": [str, torch.device],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
+    "learning_rate": [StrOptions(set(_training.LEARNING_RATES))],
+    "power_t": [Interval(Real, 0, None, closed="left")],
+    "progress_bar": [StrOptions({"auto"}), "boolean"],
+}
+
+# Parameters of the classifiers only.
+CLASSIFIER_CONSTRAINTS = {
+    "class_weight": [dict, StrOptions({"balanced"}), None],
 }
 
 
@@ -85,6 +95,27 @@ def _tensors_to_cpu(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_tensors_to_cpu(v) for v in obj)
     return obj
+
+
+class SaveMixin:
+    """``est.save(path)``: the estimator as a safetensors file, read back by
+    :func:`skpred.load` without pickle."""
+
+    def save(self, path):
+        """Write the estimator (parameters, fitted attributes, weights, fixed
+        dictionaries and optimizer state) to ``path`` as safetensors.
+
+        Unlike pickle, loading the file runs no code: :func:`skpred.load`
+        reads JSON and tensors, rebuilds the network from a fixed set of
+        layer types and rejects a file whose weights do not match it.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        from ._persist import save
+
+        save(self, path)
 
 
 class TorchStateMixin:
@@ -132,18 +163,22 @@ class TorchStateMixin:
             self._optimizer.load_state_dict(opt_state)
 
 
-class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
-    """Base of the skpred classifiers (not public).
+class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
+    """What the skpred networks share, classifiers and regressors (not public).
 
     Subclasses define the parameters used here (``solver``,
-    ``learning_rate_init``, ``momentum``, ``weight_decay``, ``batch_size``,
-    ``max_iter``, ``learning_rate_decay``, ``shuffle``, ``early_stopping``,
-    ``validation_fraction``, ``n_iter_no_change``, ``tol``, ``device``,
-    ``random_state``, ``verbose``, ``warm_start``) and
-    ``_build(X_t, n_classes, rng, generator, device) -> (module, dictionaries,
-    fitted)``, where ``module(x)`` returns logits, ``module.weight_layers()``
-    lists its layers with weights, output last, and ``fitted`` maps the names
-    of further fitted attributes (the resolved layer settings) to values.
+    ``learning_rate_init``, ``learning_rate``, ``power_t``,
+    ``learning_rate_decay``, ``momentum``, ``weight_decay``, ``batch_size``,
+    ``max_iter``, ``shuffle``, ``early_stopping``, ``validation_fraction``,
+    ``n_iter_no_change``, ``tol``, ``device``, ``random_state``,
+    ``verbose``, ``progress_bar``, ``warm_start``) and
+    ``_build(X_t, n_outputs, rng, generator, device, context) -> (module,
+    dictionaries, fitted)``: ``module(x)`` returns the outputs (logits for a
+    classifier), ``module.weight_layers()`` lists its layers with weights,
+    output last, ``fitted`` maps the names of further fitted attributes to
+    values, and ``context`` holds the sample weights on the device
+    (``"weights"``, or None) and the progress bar (``"progress"``). The
+    task (classification or regression) comes from the mixin bases below.
     """
 
     _torch_modules = ("module_",)
@@ -151,7 +186,30 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
     # change of one of these after fit is an error (subclasses list theirs).
     _architecture_params = ()
     # What training updates in place (undone when a fit fails).
-    _in_place = ("module_", "_optimizer", "_generator", "loss_curve_")
+    _in_place = ("module_", "_optimizer", "_generator", "loss_curve_", "history_")
+
+    # ----------------------------------------------------------- task hooks
+
+    def _validate_fit_data(self, X, y, reset):
+        raise NotImplementedError
+
+    def _targets(self, y, first_call):
+        """Targets as an array for the device, and the number of outputs."""
+        raise NotImplementedError
+
+    def _target_tensor(self, targets, device):
+        raise NotImplementedError
+
+    def _per_sample_loss(self, out, yb):
+        raise NotImplementedError
+
+    def _validation_score(self, out, y, w):
+        """Score of outputs ``out`` against ``y`` (weights ``w`` or None): higher is better."""
+        raise NotImplementedError
+
+    def _task_weights(self, targets, partial):
+        """Per-sample weights the task adds (class weights), or None."""
+        return None
 
     # ------------------------------------------------------------------- fit
 
@@ -159,37 +217,23 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         """Validate X (and y unless "no_validation"); subclasses reshape images here."""
         return validate_floats(self, X, y, reset=reset)
 
-    def _validate_fit_data(self, X, y, reset):
-        X, y = self._check_X(X, y, reset=reset)
-        check_classification_targets(y)
-        return X, y
-
-    def _prepare(self, X, y, classes, first_call):
-        """Encode labels, set classes_; returns integer targets."""
-        if first_call:
-            encoder = LabelEncoder().fit(classes if classes is not None else y)
-            if len(encoder.classes_) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in "
-                    f"the data, but the data contains only one class: "
-                    f"{encoder.classes_[0]!r}."
-                )
-            self.classes_ = encoder.classes_
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if unseen.size:
-            raise ValueError(f"y contains labels not in classes_: {unseen.tolist()}.")
-        return np.searchsorted(self.classes_, y)
-
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Build the network and its dictionaries, then train it.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             float32 or float64; training runs in float32.
-        y : array-like of shape (n_samples,)
-            Class labels (strings or integers).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (strings or integers) for a classifier; targets
+            for a regressor.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: each sample's loss is weighted, batches
+            average ``sum(w l) / sum(w)``, the validation score and the
+            data-driven dictionaries (``emp``, ``emp2``, ``ae``) and
+            pretraining weigh samples alike. Integer weights act as
+            repeated rows.
 
         Returns
         -------
@@ -203,39 +247,16 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
                 # rebuilt from the current parameters (solver, learning rate).
                 self._optimizer = None
             X, y = self._validate_fit_data(X, y, reset=not warm)
-            return self._fit(X, y, epochs=self.max_iter, incremental=warm)
+            return self._fit(X, y, sample_weight, epochs=self.max_iter, incremental=warm)
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch of training over (X, y), building the network on the first call.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        classes : array-like of shape (n_classes,), default=None
-            Every class; required on the first call. On later calls it may
-            be omitted, or must equal the first call's.
-
-        Returns
-        -------
-        self : object
-        """
+    def _partial_fit(self, X, y, sample_weight, classes=None):
         first = not hasattr(self, "module_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        if not first and classes is not None:
-            given = np.unique(np.asarray(classes))
-            if not np.array_equal(given, self.classes_):
-                raise ValueError(
-                    f"classes={given.tolist()} is not the same as on the first call to "
-                    f"partial_fit, which was {self.classes_.tolist()}.")
         with all_or_nothing(self, () if first else self._in_place):
             X, y = self._validate_fit_data(X, y, reset=first)
-            if first:
+            if first and classes is not None:
                 # A label absent from this first chunk is still a class.
-                self._prepare(X, y, classes, first_call=True)
-            return self._fit(X, y, epochs=1, incremental=not first, partial=True)
+                self._set_classes(classes)
+            return self._fit(X, y, sample_weight, epochs=1, incremental=not first, partial=True)
 
     def _architecture(self):
         """The architecture parameters, lists as tuples (for comparison)."""
@@ -257,9 +278,33 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
                     f"{built[name]!r} to {value!r} since it was built; set warm_start=False "
                     f"to build a new network.")
 
-    def _fit(self, X, y, epochs, incremental, partial=False):
+    def _check_schedule(self):
+        if self.learning_rate_decay != 1.0 and self.learning_rate != "decay":
+            raise ValueError(
+                f"learning_rate_decay={self.learning_rate_decay!r} is used only with "
+                f"learning_rate='decay' (got learning_rate={self.learning_rate!r}); set "
+                f"both, or leave learning_rate_decay at 1.0.")
+
+    def _weights(self, X, targets, sample_weight, partial):
+        """The per-sample weights of this fit (sample and task weights), or None."""
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                           ensure_non_negative=True)
+            check_float32_range(weights, "sample_weight")
+        task = self._task_weights(targets, partial)
+        if task is not None:
+            weights = task if weights is None else weights * task
+        if weights is not None and not weights.sum() > 0:
+            raise ValueError("The sample weights sum to zero: at least one sample must have a "
+                             "positive weight.")
+        return weights
+
+    def _fit(self, X, y, sample_weight, epochs, incremental, partial=False):
+        self._check_schedule()
         # partial_fit has set classes_ already (from its `classes`).
-        y_idx = self._prepare(X, y, None, first_call=not incremental and not partial)
+        targets, n_outputs = self._targets(y, first_call=not incremental and not partial)
+        weights = self._weights(X, targets, sample_weight, partial)
         rng = check_random_state(self.random_state)
         if incremental:
             device = self.device_
@@ -270,64 +315,95 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         early = self.early_stopping and not partial
         if early:
             train_idx, val_idx = train_test_split(
-                np.arange(len(y_idx)), test_size=self.validation_fraction,
-                stratify=y_idx, random_state=rng,
+                np.arange(len(targets)), test_size=self.validation_fraction,
+                stratify=targets if is_classifier_like(self) else None, random_state=rng,
             )
             train_idx.sort()
         X_t = _training.to_device(X, device)  # the one copy of X on the device
-        y_t = torch.as_tensor(y_idx, dtype=torch.long, device=device)
+        y_t = self._target_tensor(targets, device)
+        w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
+                                                           device=device)
+        w_val = None
         if early:
             X_val, y_val = X_t[val_idx], y_t[val_idx]
             X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
+            if w_t is not None:
+                w_val, w_t = w_t[val_idx], w_t[train_idx]
+                if not w_t.sum() > 0:
+                    raise ValueError("The sample weights of the training split sum to zero.")
 
-        interrupted = False
-        if not incremental:
-            module, dictionaries, fitted = self._build(X_t, len(self.classes_), rng, generator,
-                                                       device)
-            # A Ctrl-C during pretraining ends the whole fit (once warned).
-            interrupted = fitted.pop("_interrupted", False)
-            for name, value in fitted.items():
-                setattr(self, name, value)
-            self.module_ = module
-            self.dictionaries_ = dictionaries
-            self.device_ = device
-            self._generator = generator
-            self._optimizer = None
-            self._built_architecture = self._architecture()
-            self.loss_curve_ = []
-            self.n_iter_ = 0
-        module = self.module_
-        if self._optimizer is None:
-            self._optimizer = _training.make_optimizer(
-                module, self.solver, self.learning_rate_init, self.momentum, self.weight_decay
+        bar = _training.ProgressBar() if _training.wants_progress_bar(
+            self.progress_bar, self.verbose) else None
+        verbose = 0 if bar is not None else self.verbose
+        try:
+            interrupted = False
+            if not incremental:
+                module, dictionaries, fitted = self._build(
+                    X_t, n_outputs, rng, generator, device,
+                    dict(weights=w_t, progress=bar, verbose=verbose))
+                # A Ctrl-C during pretraining ends the whole fit (once warned).
+                interrupted = fitted.pop("_interrupted", False)
+                pretrain_history = fitted.pop("_history", [])
+                for name, value in fitted.items():
+                    setattr(self, name, value)
+                self.module_ = module
+                self.dictionaries_ = dictionaries
+                self.device_ = device
+                self._generator = generator
+                self._optimizer = None
+                self._samples_seen = 0
+                self._built_architecture = self._architecture()
+                self.loss_curve_ = []
+                self.history_ = list(pretrain_history)
+                self.n_iter_ = 0
+            module = self.module_
+            if self._optimizer is None:
+                self._optimizer = _training.make_optimizer(
+                    module, self.solver, self.learning_rate_init, self.momentum,
+                    self.weight_decay)
+            schedule = _training.LearningRateSchedule(
+                self.learning_rate, self.learning_rate_init, self.power_t,
+                self.learning_rate_decay, samples_seen=getattr(self, "_samples_seen", 0))
+
+            def batch_loss(xb, yb, wb=None):
+                losses = self._per_sample_loss(module(xb), yb)
+                if wb is None:
+                    return losses.mean()
+                return losses @ wb / wb.sum().clamp_min(1e-12)
+
+            def validation():
+                with torch.no_grad():
+                    out = _training.apply_in_batches(module, X_val)
+                    losses = self._per_sample_loss(out, y_val)
+                    loss = (losses.mean() if w_val is None
+                            else losses @ w_val / w_val.sum().clamp_min(1e-12))
+                    return self._validation_score(out, y_val, w_val), loss.item()
+
+            result = _training.train_epochs(
+                module, batch_loss, X_t, y_t, self._optimizer,
+                epochs=0 if interrupted else epochs,
+                batch_size=resolve_batch_size(self.batch_size, X_t.shape[0]),
+                shuffle=self.shuffle, generator=generator,
+                after_step=self._after_step(module),
+                validation_score=validation if early else None,
+                n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=verbose,
+                warn_not_converged=not partial and not interrupted,
+                weights=w_t, schedule=schedule, progress=bar,
             )
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def batch_loss(xb, yb):
-            return loss_fn(module(xb), yb)
-
-        after_step = self._after_step(module)
-
-        def validation_score():
-            with torch.no_grad():
-                pred = _training.apply_in_batches(lambda x: module(x).argmax(1), X_val)
-            return (pred == y_val).float().mean().item()
-
-        result = _training.train_epochs(
-            module, batch_loss, X_t, y_t, self._optimizer,
-            epochs=0 if interrupted else epochs,
-            batch_size=resolve_batch_size(self.batch_size, X_t.shape[0]),
-            shuffle=self.shuffle,
-            generator=generator, learning_rate_decay=self.learning_rate_decay,
-            after_step=after_step, validation_score=validation_score if early else None,
-            n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
-            warn_not_converged=not partial and not interrupted,
-        )
+        finally:
+            if bar is not None:
+                bar.close()
+        self._samples_seen = schedule.samples_seen
+        done = sum(1 for r in self.history_ if r["phase"] == "fine-tune")
+        for record in result.history:
+            record["epoch"] += done
+        self.history_.extend(result.history)
         self.loss_curve_.extend(result.losses)
         self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs
         if early:
             self.validation_scores_ = result.validation_scores
-            self.best_validation_score_ = max(result.validation_scores) if result.validation_scores else None
+            self.best_validation_score_ = (max(result.validation_scores)
+                                           if result.validation_scores else None)
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
@@ -360,36 +436,38 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         self.n_static_params_ = int(static)
         self.fraction_learned_ = predicted_dynamic / predicted_dense if predicted_dense else 1.0
 
+    def _check_loaded(self):
+        """After skpred.load: the network agrees with the parameters and the
+        fitted attributes (ValueError otherwise)."""
+        if not hasattr(self, "module_"):
+            return
+        self._check_architecture_unchanged()
+        layers = self.module_.weight_layers()
+        expected = len(self.classes_) if is_classifier_like(self) else self.n_outputs_
+        if layers[-1].out_features != expected:
+            raise ValueError(f"The file's network has {layers[-1].out_features} outputs, but "
+                             f"its fitted attributes say {expected}.")
+        shape = getattr(self.module_, "image_shape", None)
+        n_in = int(np.prod(shape)) if shape is not None else layers[0].in_features
+        if n_in != self.n_features_in_:
+            raise ValueError(f"The file's network reads {n_in} features, but "
+                             f"n_features_in_ is {self.n_features_in_}.")
+
     # --------------------------------------------------------------- predict
 
     def _module_device(self):
         return next(self.module_.parameters()).device
 
-    def _logits(self, X):
+    def _outputs(self, X):
+        """The network's outputs on X, float32 numpy, and X's dtype."""
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
         self.module_.eval()
         # Padded chunks: a row's prediction does not depend on the rows
         # predicted with it.
-        return _training.predict_in_batches(self.module_, X, self._module_device(),
-                                            _PREDICT_BATCH, pad=True)
-
-    def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes)."""
-        check_is_fitted(self)
-        logits = torch.as_tensor(self._logits(X))
-        return torch.softmax(logits.double(), dim=1).numpy()
-
-    def predict_log_proba(self, X):
-        """Log of the class probabilities, shape (n_samples, n_classes)."""
-        check_is_fitted(self)
-        logits = torch.as_tensor(self._logits(X))
-        return torch.log_softmax(logits.double(), dim=1).numpy()
-
-    def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
-        check_is_fitted(self)
-        return self.classes_[self._logits(X).argmax(axis=1)]
+        out = _training.predict_in_batches(self.module_, X, self._module_device(),
+                                           _PREDICT_BATCH, pad=True)
+        return out, X.dtype
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -397,3 +475,205 @@ class TorchClassifierBase(TorchStateMixin, ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
+
+def is_classifier_like(est):
+    return isinstance(est, ClassifierMixin)
+
+
+class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
+    """Classification on :class:`TorchEstimatorBase` (cross-entropy on logits).
+
+    Subclasses define ``class_weight`` besides the training parameters.
+    """
+
+    def _validate_fit_data(self, X, y, reset):
+        X, y = self._check_X(X, y, reset=reset)
+        check_classification_targets(y)
+        return X, y
+
+    def _set_classes(self, classes):
+        encoder = LabelEncoder().fit(classes)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in "
+                f"the data, but the data contains only one class: "
+                f"{encoder.classes_[0]!r}."
+            )
+        self.classes_ = encoder.classes_
+
+    def _targets(self, y, first_call):
+        """Encode labels (setting classes_ on a first fit); integer targets."""
+        if first_call:
+            self._set_classes(y)
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not in classes_: {unseen.tolist()}.")
+        return np.searchsorted(self.classes_, y), len(self.classes_)
+
+    def _task_weights(self, targets, partial):
+        if self.class_weight is None:
+            return None
+        if partial and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: the class "
+                "frequencies of the whole data are unknown there; pass a dict of class "
+                "weights, or compute them with sklearn.utils.class_weight.compute_class_weight.")
+        present = np.unique(targets)
+        if isinstance(self.class_weight, dict):
+            unknown = [k for k in self.class_weight if k not in set(self.classes_.tolist())]
+            if unknown:
+                raise ValueError(f"class_weight has labels that are not classes: {unknown}.")
+            per_class = compute_class_weight(self.class_weight, classes=self.classes_,
+                                             y=self.classes_[targets])
+        else:
+            per_class = np.ones(len(self.classes_))
+            per_class[present] = compute_class_weight(
+                "balanced", classes=self.classes_[present], y=self.classes_[targets])
+        return per_class[targets]
+
+    def _target_tensor(self, targets, device):
+        return torch.as_tensor(targets, dtype=torch.long, device=device)
+
+    def _per_sample_loss(self, out, yb):
+        return F.cross_entropy(out, yb, reduction="none")
+
+    def _validation_score(self, out, y, w):
+        correct = (out.argmax(1) == y).float()
+        return (correct.mean() if w is None else correct @ w / w.sum().clamp_min(1e-12)).item()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of training over (X, y), building the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every class; required on the first call. On later calls it may
+            be omitted, or must equal the first call's.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``.
+
+        Returns
+        -------
+        self : object
+        """
+        first = not hasattr(self, "module_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not first and classes is not None:
+            given = np.unique(np.asarray(classes))
+            if not np.array_equal(given, self.classes_):
+                raise ValueError(
+                    f"classes={given.tolist()} is not the same as on the first call to "
+                    f"partial_fit, which was {self.classes_.tolist()}.")
+        return self._partial_fit(X, y, sample_weight, classes)
+
+    def decision_function(self, X):
+        """The network's logits.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes), or (n_samples,) with two classes
+            With two classes, as scikit-learn's linear classifiers, the
+            score of ``classes_[1]`` against ``classes_[0]`` (the difference
+            of the two logits, the log-odds); float32 for float32 X, else
+            float64.
+        """
+        out, dtype = self._outputs(X)
+        out = out.astype(dtype, copy=False)
+        return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes): float32 for
+        float32 X, else float64 (the softmax is taken in that precision)."""
+        out, dtype = self._outputs(X)
+        logits = torch.as_tensor(out).to(torch.float64 if dtype == np.float64 else torch.float32)
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, shape (n_samples, n_classes), the
+        dtype as ``predict_proba``."""
+        out, dtype = self._outputs(X)
+        logits = torch.as_tensor(out).to(torch.float64 if dtype == np.float64 else torch.float32)
+        return torch.log_softmax(logits, dim=1).numpy()
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,)."""
+        out, _ = self._outputs(X)
+        return self.classes_[out.argmax(axis=1)]
+
+
+class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
+    """Regression on :class:`TorchEstimatorBase`: squared error (half the
+    mean over outputs, as scikit-learn's MLPRegressor), ``score`` R^2;
+    early stopping on the validation R^2."""
+
+    def _check_X(self, X, y="no_validation", reset=True):
+        if isinstance(y, str) and y == "no_validation":
+            return validate_floats(self, X, reset=reset)
+        X, y = validate_floats(self, X, y, reset=reset, multi_output=True, y_numeric=True)
+        check_float32_range(np.asarray(y, dtype=np.float64), "y")
+        return X, y
+
+    def _validate_fit_data(self, X, y, reset):
+        return self._check_X(X, y, reset=reset)
+
+    def _targets(self, y, first_call):
+        y = np.asarray(y, dtype=np.float64)
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if first_call or not hasattr(self, "n_outputs_"):
+            self.n_outputs_ = n_outputs
+            self._y_1d = y.ndim == 1
+        elif n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} output(s), but the network was fitted with "
+                             f"{self.n_outputs_}.")
+        return y.reshape(len(y), -1), n_outputs
+
+    def _target_tensor(self, targets, device):
+        return torch.as_tensor(targets, dtype=torch.float32, device=device)
+
+    def _per_sample_loss(self, out, yb):
+        return 0.5 * ((out - yb) ** 2).mean(1)
+
+    def _validation_score(self, out, y, w):
+        """R^2 averaged over outputs (uniform), weighted as the samples."""
+        w = torch.ones(len(y), device=y.device) if w is None else w
+        total = w.sum().clamp_min(1e-12)
+        mean = (w @ y) / total
+        residual = w @ (y - out) ** 2
+        spread = w @ (y - mean) ** 2
+        r2 = torch.where(spread > 0, 1 - residual / spread.clamp_min(1e-30),
+                         torch.where(residual > 0, torch.zeros_like(spread), torch.ones_like(spread)))
+        return r2.mean().item()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of training over (X, y), building the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``.
+
+        Returns
+        -------
+        self : object
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs) as
+        y in ``fit``; float32 for float32 X, else float64."""
+        out, dtype = self._outputs(X)
+        out = out.astype(dtype, copy=False)
+        return out[:, 0] if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._validation import validate_floats
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
-from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase
+from ._base import CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifierBase
 from ._dictionary import layer_dictionary
 from ._layers import DATA_KERNELS, build_dictionaries, layer_record, resolve_layer_specs
 from .nn import LowRankLinear, PredictedConv2d, PredictedLinear
@@ -153,8 +153,10 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         dense ones (measured with the defaults, 50 epochs: 0.88 test accuracy
         on digits at 1e-3, 0.93 at 3e-3; 0.971 on the bundled MNIST digits
         at 3e-3).
+    learning_rate : {"constant", "invscaling", "adaptive", "decay"}, default="constant"
+    power_t : float, default=0.5
     learning_rate_decay : float >= 1, default=1.0
-        The learning rate is divided by this after every minibatch.
+        The schedule, as in :class:`PredictedMLPClassifier`.
     momentum : float, default=0.9
         Momentum of "sgd".
     batch_size : int or "auto", default="auto"
@@ -167,16 +169,19 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         L2 penalty on the learned weights, not on biases.
     shuffle, early_stopping, validation_fraction, n_iter_no_change, tol :
         As in :class:`PredictedMLPClassifier`.
-    device : str, default="auto"
+    device : str or torch.device, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
+    progress_bar : "auto" or bool, default="auto"
+    class_weight : dict, "balanced" or None, default=None
+        As in :class:`PredictedMLPClassifier`.
     warm_start : bool, default=False
         As in :class:`PredictedMLPClassifier`: the network is kept, the
         optimizer rebuilt, and a changed architecture parameter is an error.
 
     Attributes
     ----------
-    classes_, n_features_in_, feature_names_in_, n_iter_, loss_curve_,
+    classes_, n_features_in_, feature_names_in_, n_iter_, loss_curve_, history_,
     validation_scores_, best_validation_score_ :
         As in :class:`PredictedMLPClassifier`.
     image_shape_ : tuple of int
@@ -238,6 +243,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
         "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
         **TRAINING_CONSTRAINTS,
+        **CLASSIFIER_CONSTRAINTS,
     }
 
     def __init__(
@@ -254,6 +260,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         ridge="auto",
         solver="adam",
         learning_rate_init=3e-3,
+        learning_rate="constant",
+        power_t=0.5,
         learning_rate_decay=1.0,
         momentum=0.9,
         batch_size="auto",
@@ -267,6 +275,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         device="auto",
         random_state=None,
         verbose=0,
+        progress_bar="auto",
+        class_weight=None,
         warm_start=False,
     ):
         self.conv_layers = conv_layers
@@ -280,6 +290,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         self.ridge = ridge
         self.solver = solver
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.power_t = power_t
         self.learning_rate_decay = learning_rate_decay
         self.momentum = momentum
         self.batch_size = batch_size
@@ -293,6 +305,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.progress_bar = progress_bar
+        self.class_weight = class_weight
         self.warm_start = warm_start
 
     # ------------------------------------------------------------- inputs
@@ -385,7 +399,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
 
     # -------------------------------------------------------------- build
 
-    def _build(self, X_t, n_classes, rng, generator, device):
+    def _build(self, X_t, n_classes, rng, generator, device, context):
         shape, conv_layers, specs, last_map = self._specs(X_t.shape[1])
         convs, pools, dictionaries, records = [], [], [], []
 
@@ -393,7 +407,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
             return build_dictionaries(
                 spec["dictionary"], n_in, data, rng, alpha_fraction=spec["alpha_fraction"],
                 n_columns=spec["n_columns"], length_scale=spec["length_scale"],
-                ridge=spec["ridge"], image_shape=grid, device=device)
+                ridge=spec["ridge"], image_shape=grid, device=device, weights=context["weights"])
 
         def keep(spec, built, n_in):
             dictionaries.append(None if built is None else

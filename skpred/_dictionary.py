@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _training
 from ._validation import validate_floats
-from ._base import all_or_nothing
+from ._base import SaveMixin, all_or_nothing
 from ._layers import KERNELS, auto_dictionary, build_dictionaries
 
 __all__ = ["KernelDictionary"]
@@ -49,7 +49,8 @@ def layer_dictionary(built, spec, n_features, device="auto"):
     return set_fitted_dictionary(kd, built, n_features)
 
 
-class KernelDictionary(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                       BaseEstimator):
     """Fixed dictionary U of a predicted layer (Denil et al. 2013).
 
     A predicted layer factors its weights as ``W = U V``: ``U`` (this

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._validation import validate_floats
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
-from ._base import all_or_nothing
+from ._base import SaveMixin, all_or_nothing
 from ._rica import PredictedRICA
 
 __all__ = ["ZCAWhitening", "ImageEncoder", "sample_patches", "normalize_patches"]
@@ -85,7 +85,7 @@ def normalize_patches(P, epsilon):
     return P / np.sqrt(P.var(axis=1, keepdims=True) + epsilon)
 
 
-class ZCAWhitening(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class ZCAWhitening(SaveMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """ZCA whitening: ``(x - mean) C^-1/2`` with ``C`` the covariance plus epsilon.
 
     Parameters
@@ -172,7 +172,7 @@ ENCODINGS = {
 }
 
 
-class ImageEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class ImageEncoder(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Coates et al. (2011) single-layer image features around a feature learner.
 
     ``fit`` samples random patches from the training images, normalises each

@@ -6,14 +6,15 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _kernels, _training
-from ._base import TRAINING_CONSTRAINTS, TorchClassifierBase, resolve_batch_size
+from ._base import (CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifierBase,
+                    TorchRegressorBase, resolve_batch_size)
 from ._dictionary import layer_dictionary
-from ._layers import (DATA_KERNELS, KERNELS, build_dictionaries, layer_record,
-                      resolve_layer_specs)
+from ._layers import (AUTO_MIN_INPUTS, DATA_KERNELS, KERNELS, build_dictionaries,
+                      layer_record, per_layer, resolve_layer_specs)
 from .nn import LowRankLinear, PredictedLinear
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
 
-__all__ = ["PredictedMLPClassifier", "PAPER_MLP_SETTINGS"]
+__all__ = ["PredictedMLPClassifier", "PredictedMLPRegressor", "PAPER_MLP_SETTINGS"]
 
 # The string options of `dictionary`: every KernelDictionary kernel, plus the
 # LowRank baseline (both factors learned). None is an ordinary dense layer.
@@ -36,6 +37,7 @@ PAPER_MLP_SETTINGS = dict(
     pretrain_epochs=50,
     solver="sgd",
     learning_rate_init=0.01,
+    learning_rate="decay",
     learning_rate_decay=1.00004,
     momentum=0.7,
     batch_size=100,
@@ -45,7 +47,153 @@ PAPER_MLP_SETTINGS = dict(
 )
 
 
-class PredictedMLPClassifier(TorchClassifierBase):
+class _MLPNetwork:
+    """The MLP's layers, dictionaries and pretraining, shared by the
+    classifier and the regressor (the task comes from the other base)."""
+
+    _architecture_params = (
+        "hidden_layer_sizes", "activation", "dictionary", "alpha_fraction", "n_columns",
+        "length_scale", "ridge", "image_shape", "ae_n_components",
+    )
+
+    # ------------------------------------------------------------------ specs
+
+    def _layer_specs(self):
+        """Validated per-layer settings ("auto" resolved): one dict per hidden layer."""
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not sizes or not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be a non-empty sequence of positive "
+                f"integers, got {self.hidden_layer_sizes!r}."
+            )
+        layers = [dict(name=f"hidden layer {i + 1}", units=int(size),
+                       has_grid=i == 0 and self.image_shape is not None, allowed=DICTIONARIES)
+                  for i, size in enumerate(sizes)]
+        return resolve_layer_specs(
+            layers, dictionary=self.dictionary, alpha_fraction=self.alpha_fraction,
+            n_columns=self.n_columns, length_scale=self.length_scale, ridge=self.ridge,
+            what="hidden_layer_sizes")
+
+    def _pretrained_layers(self, specs):
+        """Indices of hidden layers to pretrain as autoencoders."""
+        if self.pretrain is True:
+            return set(range(len(specs)))
+        if self.pretrain is False:
+            return set()
+        needs = [i for i, s in enumerate(specs) if i >= 1 and s["dictionary"] in DATA_KERNELS]
+        return set(range(max(needs))) if needs else set()
+
+    # ----------------------------------------------------------------- build
+
+    def _make_layer(self, i, spec, n_in, inputs, rng, device, weights=None):
+        """A constructor of one hidden layer (on the CPU), and its dictionaries
+        (a LayerDictionaries, or None).
+
+        ``inputs`` (the layer's input on the training data) is read only by
+        data-driven dictionaries; it is None when no layer needs it.
+        """
+        size, kind = spec["units"], spec["dictionary"]
+        if kind is None:
+            return lambda: torch.nn.Linear(n_in, size), None
+        if kind == "lowrank":
+            return lambda: LowRankLinear.for_fraction(n_in, size, spec["alpha_fraction"],
+                                                      spec["n_columns"]), None
+        if kind in ("se", "dct"):
+            # Layer 1 uses the image grid; higher layers a 1-D grid over units.
+            image_shape = self.image_shape if i == 0 else (1, n_in)
+        else:
+            image_shape = self.image_shape if i == 0 else None
+        built = build_dictionaries(
+            kind, n_in, inputs if kind in DATA_KERNELS else None, rng,
+            alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
+            length_scale=spec["length_scale"], ridge=spec["ridge"], image_shape=image_shape,
+            ae_n_components=self.ae_n_components, ae_max_iter=self.pretrain_epochs,
+            device=device, weights=weights,
+        )
+        return lambda: PredictedLinear(n_in, size, built.dictionaries), built
+
+    def _max_norm_step(self, layers):
+        """The max-norm constraint as an after-step hook (None when disabled)."""
+        if self.max_norm is None:
+            return None
+
+        def after_step():
+            for layer in layers:
+                max_norm_(layer, self.max_norm)
+
+        return after_step
+
+    def _build(self, X_t, n_outputs, rng, generator, device, context):
+        if self.image_shape is not None:
+            # Checked even where no layer reads it (dictionary=None, emp).
+            _kernels.infer_image_shape(X_t.shape[1], self.image_shape)
+        specs = self._layer_specs()
+        # "auto" on a layer with few inputs: an ordinary dense layer.
+        n_in = X_t.shape[1]
+        for spec, asked in zip(specs, per_layer("dictionary", self.dictionary, len(specs))):
+            if asked == "auto" and n_in < AUTO_MIN_INPUTS:
+                spec["dictionary"] = None
+            n_in = spec["units"]
+        pretrained = self._pretrained_layers(specs)
+        act = ACTIVATIONS[self.activation]
+        batch_size = resolve_batch_size(self.batch_size, X_t.shape[0])
+        hidden, dictionaries, layers, history = [], [], [], []
+        # The highest layer that reads its input data (to pretrain on it or to
+        # build a data-driven dictionary); activations are computed up to it.
+        last_reader = max(
+            (j for j, s in enumerate(specs) if j in pretrained or s["dictionary"] in DATA_KERNELS),
+            default=-1,
+        )
+        inputs_t = X_t
+        n_in = X_t.shape[1]
+        interrupted = False
+        for i, spec in enumerate(specs):
+            make, built = self._make_layer(i, spec, n_in, inputs_t, rng, device,
+                                           context["weights"])
+            layer = _training.seeded(make, generator, device)
+            was_pretrained = i in pretrained and not interrupted
+            if was_pretrained:
+                # Ctrl-C (warned once, in the loop) ends pretraining here and
+                # skips fine-tuning; the layers above are still built.
+                result = _training.fit_tied_autoencoder(
+                    layer, inputs_t, act, epochs=self.pretrain_epochs,
+                    batch_size=batch_size, learning_rate=self.pretrain_learning_rate,
+                    generator=generator, verbose=context["verbose"],
+                    after_step=self._max_norm_step([layer]),
+                    desc=f"pretrain layer {i + 1} epoch", weights=context["weights"],
+                    phase=f"pretrain layer {i + 1}", progress=context["progress"],
+                )
+                interrupted = result.interrupted
+                history.extend(result.history)
+            hidden.append(layer)
+            dictionaries.append(None if built is None else
+                                layer_dictionary(built, spec, n_in, self.device))
+            layers.append(layer_record(spec, built, pretrained=was_pretrained))
+            n_in = spec["units"]
+            if i + 1 <= last_reader:
+                layer.eval()
+                inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+            else:
+                inputs_t = None  # nothing above reads this layer's activations
+        module = _training.seeded_network(
+            lambda: PredictedMLP(hidden, n_outputs, self.activation), generator, device)
+        return module, dictionaries, dict(layers_=layers, _interrupted=interrupted,
+                                          _history=history)
+
+    # ------------------------------------------------------------- hooks
+
+    def _after_step(self, module):
+        return self._max_norm_step(list(module.hidden))
+
+    def _set_weight_attributes(self):
+        super()._set_weight_attributes()
+        layers = self.module_.weight_layers()
+        self.coefs_ = [l.weight.detach().t().cpu().numpy().copy() for l in layers]
+        self.intercepts_ = [l.bias.detach().cpu().numpy().copy() for l in layers]
+
+
+class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     """Multilayer perceptron with predicted hidden layers (Denil et al. 2013).
 
     Each hidden layer's weights are factored as ``W = U V``: ``U`` is a fixed
@@ -75,8 +223,10 @@ class PredictedMLPClassifier(TorchClassifierBase):
         applies to every hidden layer. ``"auto"`` follows the paper's rule:
         ``"se"`` on layer 1 when ``image_shape`` is given (an image input has
         a pixel grid), ``"emp"`` everywhere else (tabular input, and the
-        hidden units of deeper layers, which have no order). The number of
-        features alone never makes the input an image. On hidden layers
+        hidden units of deeper layers, which have no order), except that a
+        layer with fewer than 16 inputs is an ordinary dense layer (at the
+        default alpha it would predict its weights from 3 values or fewer).
+        The number of features alone never makes the input an image. On hidden layers
         above the first, an explicit ``"se"`` or ``"dct"`` uses a 1-D grid
         over the index of the units below (a weak prior). The resolved
         choice of every layer is in ``layers_``.
@@ -123,9 +273,21 @@ class PredictedMLPClassifier(TorchClassifierBase):
         Fine-tuning optimiser; "sgd" uses ``momentum``.
     learning_rate_init : float, default=1e-3
         Initial fine-tuning learning rate.
+    learning_rate : {"constant", "invscaling", "adaptive", "decay"}, default="constant"
+        Learning-rate schedule of fine-tuning, for either solver (unlike
+        scikit-learn, where only "sgd" uses it): "constant";
+        "invscaling", ``learning_rate_init / (t + 1) ** power_t`` after
+        every epoch, ``t`` the samples seen; "adaptive", divided by 5 each
+        time the stopping rule is met instead of stopping, unless it is
+        already at most 1e-6; "decay", divided by ``learning_rate_decay`` after
+        every minibatch (the authors' schedule). The rate of every epoch
+        is in ``history_``.
+    power_t : float, default=0.5
+        Exponent of "invscaling".
     learning_rate_decay : float >= 1, default=1.0
-        The learning rate is divided by this after every minibatch (the
-        authors' 1.00004 is in :data:`PAPER_MLP_SETTINGS`).
+        Divisor of "decay" (the authors' 1.00004 is in
+        :data:`PAPER_MLP_SETTINGS`); a value other than 1 with another
+        schedule is a ValueError.
     momentum : float in [0, 1], default=0.9
         Momentum of "sgd".
     batch_size : int or "auto", default="auto"
@@ -152,14 +314,25 @@ class PredictedMLPClassifier(TorchClassifierBase):
         not improved by ``tol`` for more than this many epochs in a row
         (scikit-learn's rule).
     tol : float, default=1e-4
-    device : str, default="auto"
+    device : str or torch.device, default="auto"
         "auto" (a CUDA GPU when present), "cpu", "cuda" or "cuda:N".
     random_state : int, RandomState instance or None, default=None
         Seeds the alpha draws, initialisation and shuffling (numpy and a local
         ``torch.Generator``; the global torch seed is never touched). The same
         seed gives identical predictions on the CPU.
     verbose : int, default=0
-        Log the loss of every epoch (logger "skpred").
+        Report every epoch (pretraining and fine-tuning): a progress bar on
+        stderr when it is a terminal (see ``progress_bar``), else a log line
+        per epoch (logger "skpred"). 0 is silent.
+    progress_bar : "auto" or bool, default="auto"
+        "auto": a progress bar when ``verbose`` and stderr is a terminal;
+        True: always (a notebook, a file); False: never (log lines with
+        ``verbose``). Written by skpred itself, no dependency.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss (multiplying ``sample_weight``):
+        ``{label: weight}``, or "balanced", ``n_samples / (n_classes *
+        count)`` as scikit-learn defines it ("balanced" is an error with
+        ``partial_fit``, which never sees the whole data).
     warm_start : bool, default=False
         Reuse the fitted network (and its dictionaries) on the next ``fit``.
         As in scikit-learn, the optimizer is rebuilt from the current
@@ -190,8 +363,16 @@ class PredictedMLPClassifier(TorchClassifierBase):
         ``partial_fit``).
     loss_curve_ : list of float
         Mean training loss (cross-entropy) per epoch.
+    history_ : list of dict
+        One record per epoch of every phase, in order: ``phase``
+        ("pretrain layer k", "fine-tune"), ``epoch``, ``train_loss``,
+        ``valid_score`` and ``valid_loss`` (with ``early_stopping``, else
+        None), ``learning_rate`` (at the epoch's end), ``duration`` and
+        ``elapsed`` (seconds). :func:`skpred.plotting.plot_history` draws
+        it. ``partial_fit`` and warm starts append to it.
     validation_scores_ : list of float or None
-        Validation accuracy per epoch when ``early_stopping``.
+        Validation accuracy per epoch when ``early_stopping`` (weighted by
+        ``sample_weight`` and ``class_weight``).
     best_validation_score_ : float or None
     layers_ : list of dict
         The resolved settings of every hidden layer: ``dictionary`` (with
@@ -242,10 +423,146 @@ class PredictedMLPClassifier(TorchClassifierBase):
     ('emp', 4, 0.25)
     """
 
-    _architecture_params = (
-        "hidden_layer_sizes", "activation", "dictionary", "alpha_fraction", "n_columns",
-        "length_scale", "ridge", "image_shape", "ae_n_components",
-    )
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dictionary": [StrOptions(set(DICTIONARIES) | {"auto"}), None, tuple, list],
+        "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
+        "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple, list],
+        "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
+        "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
+        "image_shape": [tuple, list, None],
+        "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "pretrain": [StrOptions({"auto"}), "boolean"],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+        **TRAINING_CONSTRAINTS,
+        **CLASSIFIER_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        activation="relu",
+        dictionary="auto",
+        alpha_fraction=0.25,
+        n_columns="auto",
+        length_scale=1.0,
+        ridge="auto",
+        image_shape=None,
+        ae_n_components=None,
+        pretrain="auto",
+        pretrain_epochs=10,
+        pretrain_learning_rate=1e-3,
+        solver="adam",
+        learning_rate_init=1e-3,
+        learning_rate="constant",
+        power_t=0.5,
+        learning_rate_decay=1.0,
+        momentum=0.9,
+        batch_size="auto",
+        max_iter=200,
+        weight_decay=0.0,
+        max_norm=None,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        progress_bar="auto",
+        class_weight=None,
+        warm_start=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.dictionary = dictionary
+        self.alpha_fraction = alpha_fraction
+        self.n_columns = n_columns
+        self.length_scale = length_scale
+        self.ridge = ridge
+        self.image_shape = image_shape
+        self.ae_n_components = ae_n_components
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.power_t = power_t
+        self.learning_rate_decay = learning_rate_decay
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.weight_decay = weight_decay
+        self.max_norm = max_norm
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.progress_bar = progress_bar
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+
+
+class PredictedMLPRegressor(_MLPNetwork, TorchRegressorBase):
+    """Multilayer perceptron regressor with predicted hidden layers.
+
+    The network, dictionaries, pretraining and training loop of
+    :class:`PredictedMLPClassifier`, with a linear output layer of one unit
+    per target and the squared error (half the mean over targets, as
+    scikit-learn's MLPRegressor). ``score`` is R^2, and early stopping
+    watches the validation R^2. y may have several columns (multi-output).
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, dictionary, alpha_fraction, n_columns, \
+length_scale, ridge, image_shape, ae_n_components, pretrain, pretrain_epochs, \
+pretrain_learning_rate, solver, learning_rate_init, learning_rate, power_t, \
+learning_rate_decay, momentum, batch_size, max_iter, weight_decay, max_norm, \
+shuffle, early_stopping, validation_fraction, n_iter_no_change, tol, device, \
+random_state, verbose, progress_bar, warm_start :
+        As in :class:`PredictedMLPClassifier`, with the same defaults.
+        Targets are not scaled: standardise them (e.g. with
+        ``sklearn.compose.TransformedTargetRegressor``) when their scale is
+        far from 1.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets.
+    n_features_in_, feature_names_in_, n_iter_, loss_curve_, history_, \
+validation_scores_, best_validation_score_, layers_, dictionaries_, coefs_, \
+intercepts_, n_dynamic_params_, n_static_params_, fraction_learned_, module_, \
+device_ :
+        As in :class:`PredictedMLPClassifier` (``loss_curve_`` holds the
+        squared error, ``validation_scores_`` the R^2).
+
+    See Also
+    --------
+    PredictedMLPClassifier : The same network for classes.
+    sklearn.neural_network.MLPRegressor : The dense MLP regressor of scikit-learn.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skpred import PredictedMLPRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> reg = PredictedMLPRegressor(max_iter=300, learning_rate_init=1e-2, random_state=0,
+    ...                             device="cpu")
+    >>> reg.fit(X[:350], y[:350] / 100).score(X[350:], y[350:] / 100) > 0.3
+    True
+    """
 
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -281,6 +598,8 @@ class PredictedMLPClassifier(TorchClassifierBase):
         pretrain_learning_rate=1e-3,
         solver="adam",
         learning_rate_init=1e-3,
+        learning_rate="constant",
+        power_t=0.5,
         learning_rate_decay=1.0,
         momentum=0.9,
         batch_size="auto",
@@ -295,6 +614,7 @@ class PredictedMLPClassifier(TorchClassifierBase):
         device="auto",
         random_state=None,
         verbose=0,
+        progress_bar="auto",
         warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -311,6 +631,8 @@ class PredictedMLPClassifier(TorchClassifierBase):
         self.pretrain_learning_rate = pretrain_learning_rate
         self.solver = solver
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.power_t = power_t
         self.learning_rate_decay = learning_rate_decay
         self.momentum = momentum
         self.batch_size = batch_size
@@ -325,129 +647,5 @@ class PredictedMLPClassifier(TorchClassifierBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.progress_bar = progress_bar
         self.warm_start = warm_start
-
-    # ------------------------------------------------------------------ specs
-
-    def _layer_specs(self):
-        """Validated per-layer settings ("auto" resolved): one dict per hidden layer."""
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        if not sizes or not all(isinstance(s, Integral) and s >= 1 for s in sizes):
-            raise ValueError(
-                f"hidden_layer_sizes must be a non-empty sequence of positive "
-                f"integers, got {self.hidden_layer_sizes!r}."
-            )
-        layers = [dict(name=f"hidden layer {i + 1}", units=int(size),
-                       has_grid=i == 0 and self.image_shape is not None, allowed=DICTIONARIES)
-                  for i, size in enumerate(sizes)]
-        return resolve_layer_specs(
-            layers, dictionary=self.dictionary, alpha_fraction=self.alpha_fraction,
-            n_columns=self.n_columns, length_scale=self.length_scale, ridge=self.ridge,
-            what="hidden_layer_sizes")
-
-    def _pretrained_layers(self, specs):
-        """Indices of hidden layers to pretrain as autoencoders."""
-        if self.pretrain is True:
-            return set(range(len(specs)))
-        if self.pretrain is False:
-            return set()
-        needs = [i for i, s in enumerate(specs) if i >= 1 and s["dictionary"] in DATA_KERNELS]
-        return set(range(max(needs))) if needs else set()
-
-    # ----------------------------------------------------------------- build
-
-    def _make_layer(self, i, spec, n_in, inputs, rng, device):
-        """A constructor of one hidden layer (on the CPU), and its dictionaries
-        (a LayerDictionaries, or None).
-
-        ``inputs`` (the layer's input on the training data) is read only by
-        data-driven dictionaries; it is None when no layer needs it.
-        """
-        size, kind = spec["units"], spec["dictionary"]
-        if kind is None:
-            return lambda: torch.nn.Linear(n_in, size), None
-        if kind == "lowrank":
-            return lambda: LowRankLinear.for_fraction(n_in, size, spec["alpha_fraction"],
-                                                      spec["n_columns"]), None
-        if kind in ("se", "dct"):
-            # Layer 1 uses the image grid; higher layers a 1-D grid over units.
-            image_shape = self.image_shape if i == 0 else (1, n_in)
-        else:
-            image_shape = self.image_shape if i == 0 else None
-        built = build_dictionaries(
-            kind, n_in, inputs if kind in DATA_KERNELS else None, rng,
-            alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
-            length_scale=spec["length_scale"], ridge=spec["ridge"], image_shape=image_shape,
-            ae_n_components=self.ae_n_components, ae_max_iter=self.pretrain_epochs,
-            device=device,
-        )
-        return lambda: PredictedLinear(n_in, size, built.dictionaries), built
-
-    def _max_norm_step(self, layers):
-        """The max-norm constraint as an after-step hook (None when disabled)."""
-        if self.max_norm is None:
-            return None
-
-        def after_step():
-            for layer in layers:
-                max_norm_(layer, self.max_norm)
-
-        return after_step
-
-    def _build(self, X_t, n_classes, rng, generator, device):
-        if self.image_shape is not None:
-            # Checked even where no layer reads it (dictionary=None, emp).
-            _kernels.infer_image_shape(X_t.shape[1], self.image_shape)
-        specs = self._layer_specs()
-        pretrained = self._pretrained_layers(specs)
-        act = ACTIVATIONS[self.activation]
-        batch_size = resolve_batch_size(self.batch_size, X_t.shape[0])
-        hidden, dictionaries, layers = [], [], []
-        # The highest layer that reads its input data (to pretrain on it or to
-        # build a data-driven dictionary); activations are computed up to it.
-        last_reader = max(
-            (j for j, s in enumerate(specs) if j in pretrained or s["dictionary"] in DATA_KERNELS),
-            default=-1,
-        )
-        inputs_t = X_t
-        n_in = X_t.shape[1]
-        interrupted = False
-        for i, spec in enumerate(specs):
-            make, built = self._make_layer(i, spec, n_in, inputs_t, rng, device)
-            layer = _training.seeded(make, generator, device)
-            was_pretrained = i in pretrained and not interrupted
-            if was_pretrained:
-                # Ctrl-C (warned once, in the loop) ends pretraining here and
-                # skips fine-tuning; the layers above are still built.
-                interrupted = _training.fit_tied_autoencoder(
-                    layer, inputs_t, act, epochs=self.pretrain_epochs,
-                    batch_size=batch_size, learning_rate=self.pretrain_learning_rate,
-                    generator=generator, verbose=self.verbose,
-                    after_step=self._max_norm_step([layer]),
-                    desc=f"pretrain layer {i + 1} epoch",
-                ).interrupted
-            hidden.append(layer)
-            dictionaries.append(None if built is None else
-                                layer_dictionary(built, spec, n_in, self.device))
-            layers.append(layer_record(spec, built, pretrained=was_pretrained))
-            n_in = spec["units"]
-            if i + 1 <= last_reader:
-                layer.eval()
-                inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
-            else:
-                inputs_t = None  # nothing above reads this layer's activations
-        module = _training.seeded_network(
-            lambda: PredictedMLP(hidden, n_classes, self.activation), generator, device)
-        return module, dictionaries, dict(layers_=layers, _interrupted=interrupted)
-
-    # ------------------------------------------------------------- hooks
-
-    def _after_step(self, module):
-        return self._max_norm_step(list(module.hidden))
-
-    def _set_weight_attributes(self):
-        super()._set_weight_attributes()
-        layers = self.module_.weight_layers()
-        self.coefs_ = [l.weight.detach().t().cpu().numpy().copy() for l in layers]
-        self.intercepts_ = [l.bias.detach().cpu().numpy().copy() for l in layers]

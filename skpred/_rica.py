@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._validation import check_float32_range, validate_floats
 from . import _kernels, _training
-from ._base import TorchStateMixin, all_or_nothing
+from ._base import SaveMixin, TorchStateMixin, all_or_nothing
 from ._dictionary import layer_dictionary
 from ._layers import KERNELS, auto_dictionary, build_dictionaries
 from .nn import PredictedLinear
@@ -51,7 +51,7 @@ def rica_objective(W, X, sparsity, contrast="logcosh", epsilon=1e-2):
     return per_sample.mean()
 
 
-class PredictedRICA(TorchStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                     BaseEstimator):
     """Reconstruction ICA whose features are predicted: ``W^T = U V``.
 

@@ -228,8 +228,8 @@ class LearningRateSchedule:
     - ``"invscaling"``: ``learning_rate_init / (t + 1) ** power_t`` after
       every epoch, ``t`` the samples seen so far (scikit-learn's rule).
     - ``"adaptive"``: constant while the stopping rule is not met; each time
-      it is, the rate is divided by 5 and training goes on, until the rate
-      would fall below 1e-6 (scikit-learn's rule).
+      it is, the rate is divided by 5 and training goes on, unless the rate
+      is already at most 1e-6 (scikit-learn's rule).
     - ``"decay"``: divided by ``learning_rate_decay`` after every minibatch
       (the authors' schedule).
 
@@ -267,7 +267,7 @@ class LearningRateSchedule:
         if self.kind != "adaptive":
             return False
         lr = optimizer.param_groups[0]["lr"]
-        if lr / 5.0 < 1e-6:
+        if lr <= 1e-6:
             return False
         self._set(optimizer, lr / 5.0)
         return True

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-__all__ = ["plot_features"]
+__all__ = ["plot_features", "plot_history"]
 
 
 def plot_features(components, patch_shape, *, n_cols=None, fig=None, title=None):
@@ -52,3 +52,52 @@ def plot_features(components, patch_shape, *, n_cols=None, fig=None, title=None)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_history(history, *, ax=None, score=True):
+    """Training curves from an estimator's ``history_``.
+
+    One line of training loss per phase (each pretrained layer, then
+    fine-tuning) against the epoch counted over the whole fit, the
+    validation loss beside it when there was one, and the validation score
+    on a second axis.
+
+    Parameters
+    ----------
+    history : list of dict or a fitted estimator
+        ``est.history_`` (or ``est`` itself).
+    ax : matplotlib Axes or None
+    score : bool
+        Draw the validation score (right axis) when the history has one.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    import matplotlib.pyplot as plt
+
+    history = getattr(history, "history_", history)
+    if not history:
+        raise ValueError("history is empty: fit the estimator first.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    phases = list(dict.fromkeys(r["phase"] for r in history))
+    step = np.arange(1, len(history) + 1)
+    for phase in phases:
+        rows = [i for i, r in enumerate(history) if r["phase"] == phase]
+        ax.plot(step[rows], [history[i]["train_loss"] for i in rows], label=f"{phase}: train loss")
+        valid = [i for i in rows if history[i].get("valid_loss") is not None]
+        if valid:
+            ax.plot(step[valid], [history[i]["valid_loss"] for i in valid], "--",
+                    label=f"{phase}: validation loss")
+    ax.set_xlabel("epoch (whole fit)")
+    ax.set_ylabel("loss")
+    scored = [i for i, r in enumerate(history) if r.get("valid_score") is not None]
+    if score and scored:
+        right = ax.twinx()
+        right.plot(step[scored], [history[i]["valid_score"] for i in scored], ":", color="k",
+                   label="validation score")
+        right.set_ylabel("validation score")
+        right.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper center", fontsize="small")
+    return ax

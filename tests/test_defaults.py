@@ -49,16 +49,23 @@ def _quiet_fit(est, X, y=None):
 
 
 def test_mlp_defaults_on_tabular_data_use_emp_with_several_columns(tabular):
-    """Breakage caught: a pixel-grid prior (se) on tabular input, or an
-    "auto" left unresolved in the fitted attributes."""
-    X, y = tabular
+    """Breakage caught: a pixel-grid prior (se) on tabular input, an
+    "auto" left unresolved in the fitted attributes, or a layer with fewer
+    than 16 inputs predicted from 2 values (it is dense under "auto")."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)  # 30 features
     clf = _quiet_fit(PredictedMLPClassifier(max_iter=5, **CPU), X, y)
     (layer,) = clf.layers_
     assert layer["dictionary"] == "emp" and layer["image_shape"] is None
     assert layer["n_columns"] == 4 and layer["units"] == 100  # 4 divides 100
-    assert layer["n_atoms"] == round(0.25 * 10) and not layer["pretrained"]
+    assert layer["n_atoms"] == round(0.25 * 30) and not layer["pretrained"]
     assert clf.dictionaries_[0].kernel_ == "emp"
-    assert clf.fraction_learned_ == pytest.approx(layer["n_atoms"] / 10)
+    assert clf.fraction_learned_ == pytest.approx(layer["n_atoms"] / 30)
+    X10, y10 = tabular
+    narrow = _quiet_fit(PredictedMLPClassifier(max_iter=5, **CPU), X10, y10)
+    assert narrow.layers_[0]["dictionary"] is None and narrow.fraction_learned_ == 1.0
+    asked = _quiet_fit(PredictedMLPClassifier(max_iter=5, dictionary="emp", **CPU), X10, y10)
+    assert asked.layers_[0]["dictionary"] == "emp"  # only "auto" turns dense
 
 
 def test_mlp_defaults_take_64_pixels_as_tabular_unless_image_shape_is_given(digits_split):
@@ -77,15 +84,22 @@ def test_mlp_fits_any_depth_with_no_other_argument(digits_split, sizes):
     from pretrained activations, and the network learns."""
     X_tr, X_te, y_tr, y_te = digits_split
     clf = _quiet_fit(PredictedMLPClassifier(sizes, max_iter=50, **CPU), X_tr, y_tr)
-    assert [l["dictionary"] for l in clf.layers_] == ["emp"] * len(sizes)
+    # emp wherever the layer has 16 inputs or more; dense below that
+    inputs = (64,) + sizes[:-1]
+    expected = ["emp" if n >= 16 else None for n in inputs]
+    assert [l["dictionary"] for l in clf.layers_] == expected
     # columns: the largest divisor of the units up to 4 (7 is prime, 3 is 3)
     expected_columns = [max(c for c in (1, 2, 3, 4) if s % c == 0) for s in sizes]
-    assert [l["n_columns"] for l in clf.layers_] == expected_columns
-    # layers below an emp layer are pretrained, the top one is not
-    assert [l["pretrained"] for l in clf.layers_] == [True] * (len(sizes) - 1) + [False]
+    predicted = [l for l, e in zip(clf.layers_, expected) if e]
+    assert [l["n_columns"] for l in predicted] == [c for c, e in zip(expected_columns, expected)
+                                                   if e]
+    # layers below the highest emp layer above the first are pretrained
+    top = max((i for i, e in enumerate(expected) if e and i > 0), default=0)
+    assert [l["pretrained"] for l in clf.layers_] == [i < top for i in range(len(sizes))]
     # 50 epochs; measured: (64,) .933, (32, 32, 32) .894, (500, 500) .969,
-    # and (7, 3), a 3-unit bottleneck for 10 classes, .293 (chance is .1)
-    assert clf.score(X_te, y_te) > (0.2 if sizes == (7, 3) else 0.85)
+    # and (7, 3), a 3-unit bottleneck for 10 classes whose second layer (7
+    # inputs) is dense, so not pretrained: .193 (chance is .1)
+    assert clf.score(X_te, y_te) > (0.15 if sizes == (7, 3) else 0.85)
 
 
 def test_convnet_defaults_on_images_and_on_tabular_data(digits_split, tabular):

@@ -116,3 +116,20 @@ def test_pickling_between_partial_fits_on_cuda_continues_exactly(data):
     for est in (a, b):
         est.partial_fit(X, y)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=_TOL, rtol=0)
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_saved_on_cuda_loads_on_cuda_or_where_asked(i, data, tmp_path):
+    """Breakage caught: skpred.load always landing on the CPU (the saved
+    device is the default when present), or ignoring device=."""
+    import skpred
+
+    X, y = data
+    est = _fit(_instances("cuda")[i], X, y)
+    est.save(tmp_path / "m.st")
+    back = skpred.load(tmp_path / "m.st")
+    cpu = skpred.load(tmp_path / "m.st", device="cpu")
+    for loaded, kind in ((back, "cuda"), (cpu, "cpu")):
+        modules = [v for v in loaded.__dict__.values() if isinstance(v, torch.nn.Module)]
+        assert all(next(m.parameters()).device.type == kind for m in modules)
+        np.testing.assert_allclose(_out(loaded, X), _out(est, X), atol=1e-4)

@@ -230,6 +230,7 @@ def test_pickling_between_partial_fits_does_not_change_training(solver, decay, d
     """Optimizer moments, step counts and the decayed learning rate travel."""
     X, y = data
     params = dict(hidden_layer_sizes=(16,), solver=solver, learning_rate_decay=decay,
+                  learning_rate="decay" if decay != 1.0 else "constant",
                   learning_rate_init=0.05, **CPU)
     a = PredictedMLPClassifier(**params)
     b = PredictedMLPClassifier(**params)

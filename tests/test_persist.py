@@ -1,0 +1,200 @@
+"""est.save / skpred.load: safetensors without pickle (issue 14)."""
+
+import json
+import struct
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+import skpred
+from skpred import (ImageEncoder, KernelDictionary, PredictedConvNetClassifier,
+                    PredictedMLPClassifier, PredictedMLPRegressor, PredictedRICA, ZCAWhitening)
+from skpred._persist import read_safetensors, write_safetensors
+
+CPU = dict(device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32)[:300], y[:300]
+
+
+ESTIMATORS = {
+    "mlp": lambda: PredictedMLPClassifier((32, 16), max_iter=3, pretrain=True, pretrain_epochs=1,
+                                          **CPU),
+    "mlp-lowrank-dense": lambda: PredictedMLPClassifier((32, 16), dictionary=("lowrank", None),
+                                                        max_iter=3, **CPU),
+    "regressor": lambda: PredictedMLPRegressor((32,), max_iter=3, **CPU),
+    "convnet": lambda: PredictedConvNetClassifier(max_iter=2, image_shape=(8, 8), **CPU),
+    "kernel-dictionary": lambda: KernelDictionary(random_state=0),
+    "rica": lambda: PredictedRICA(n_components=16, max_iter=5, **CPU),
+    "zca": lambda: ZCAWhitening(),
+    "encoder": lambda: ImageEncoder(image_shape=(8, 8), **CPU),
+}
+
+
+def _fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if hasattr(est, "predict"):
+            return est.fit(X, y.astype(float) if "Regressor" in type(est).__name__ else y)
+        return est.fit(X)
+
+
+def _output(est, X):
+    for method in ("predict_proba", "predict", "transform"):
+        if hasattr(est, method):
+            return np.asarray(getattr(est, method)(X))
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_round_trip_gives_the_same_estimator(name, data, tmp_path):
+    """Breakage caught: a weight, a fixed dictionary (U), a fitted attribute
+    or a parameter lost or altered on the way through the file."""
+    X, y = data
+    est = _fit(ESTIMATORS[name](), X, y)
+    path = tmp_path / "model.safetensors"
+    est.save(path)
+    back = skpred.load(path)
+    assert type(back) is type(est)
+    assert back.get_params(deep=False).keys() == est.get_params(deep=False).keys()
+    assert repr(back) == repr(est)
+    np.testing.assert_array_equal(_output(back, X), _output(est, X))
+    for attr in ("classes_", "n_features_in_", "layers_", "loss_curve_", "history_"):
+        if hasattr(est, attr):
+            a, b = getattr(est, attr), getattr(back, attr)
+            assert (np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b), attr
+
+
+def test_training_continues_after_load_exactly_as_without(data, tmp_path):
+    """Breakage caught: the optimizer state (Adam moments, step counts), the
+    decayed learning rate or the shuffling generator not saved, so
+    partial_fit after a load diverges from the uninterrupted run."""
+    X, y = data
+    params = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate="decay",
+                  learning_rate_decay=1.001, learning_rate_init=0.05, **CPU)
+    a, b = PredictedMLPClassifier(**params), PredictedMLPClassifier(**params)
+    for est in (a, b):
+        est.partial_fit(X, y, classes=np.arange(10))
+        est.partial_fit(X, y)
+    b.save(tmp_path / "b.st")
+    b = skpred.load(tmp_path / "b.st")
+    for est in (a, b):
+        est.partial_fit(X, y)
+    assert a._optimizer.param_groups[0]["lr"] == b._optimizer.param_groups[0]["lr"]
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_our_files_are_safetensors_and_theirs_are_read(tmp_path):
+    """Breakage caught: a writer or reader that drifts from the format.
+    Reference: the safetensors package itself, when installed (a dev
+    extra; the reader is also checked on a file written by hand below)."""
+    tensors = {"a": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+               "b": torch.tensor([1, -2], dtype=torch.int64), "c": torch.zeros(0, 4)}
+    write_safetensors(tmp_path / "ours.st", tensors, {"k": "v"})
+    back, meta = read_safetensors(tmp_path / "ours.st")
+    assert meta == {"k": "v"}
+    for k in tensors:
+        torch.testing.assert_close(back[k], tensors[k])
+    # by hand: 8-byte length, JSON header, data
+    header = json.dumps({"x": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}}).encode()
+    (tmp_path / "hand.st").write_bytes(struct.pack("<Q", len(header)) + header
+                                       + np.array([1.5, -2.0]).tobytes())
+    x, _ = read_safetensors(tmp_path / "hand.st")
+    np.testing.assert_array_equal(x["x"].numpy(), [1.5, -2.0])
+    st = pytest.importorskip("safetensors.torch")
+    theirs = st.load_file(str(tmp_path / "ours.st"))
+    for k in ("a", "b"):
+        torch.testing.assert_close(theirs[k], tensors[k])
+    st.save_file({"w": torch.randn(3, 2)}, str(tmp_path / "theirs.st"), metadata={"m": "1"})
+    w, meta = read_safetensors(tmp_path / "theirs.st")
+    assert meta == {"m": "1"} and w["w"].shape == (3, 2)
+
+
+def _rewrite(path, edit_meta=None, edit_tensors=None, raw=None):
+    tensors, meta = read_safetensors(path)
+    if edit_meta:
+        state = json.loads(meta["state"])
+        edit_meta(meta, state)
+        meta["state"] = json.dumps(state)
+    if edit_tensors:
+        edit_tensors(tensors)
+    write_safetensors(path, tensors, meta)
+
+
+def _param_pairs(state):
+    return {p[0]: p for p in state["__dict__"]}
+
+
+def test_hostile_and_corrupt_files_are_refused(data, tmp_path):
+    """Breakage caught: a file that executes code, names another class,
+    carries weights that do not fit its network or parameters that
+    disagree with its network, or is truncated, being accepted."""
+    X, y = data
+    est = _fit(PredictedMLPClassifier((32,), max_iter=2, **CPU), X, y)
+    good = tmp_path / "good.st"
+    est.save(good)
+    original = good.read_bytes()
+
+    def fresh():
+        good.write_bytes(original)
+        return good
+
+    cases = []
+    # a pickle payload where a file should be
+    import pickle
+    evil = tmp_path / "evil.st"
+    evil.write_bytes(pickle.dumps(est))
+    cases.append((evil, "not a valid safetensors file|safetensors header"))
+    # truncated
+    trunc = tmp_path / "trunc.st"
+    trunc.write_bytes(original[:len(original) // 2])
+    cases.append((trunc, "outside the file|exceeds the file"))
+    # another class name (a module path is never imported)
+    _rewrite(fresh(), lambda m, s: m.update({"class": "os.system"}))
+    cases.append((good.rename(tmp_path / "class.st"), "not a skpred estimator"))
+    # a parameter that disagrees with the network
+    def bigger(meta, state):
+        _param_pairs(state)["hidden_layer_sizes"][1] = {"__tuple__": [64]}
+    _rewrite(fresh(), bigger)
+    cases.append((good.rename(tmp_path / "param.st"), "hidden_layer_sizes changed"))
+    # an invalid parameter
+    def invalid(meta, state):
+        _param_pairs(state)["alpha_fraction"][1] = 7.0
+    _rewrite(fresh(), invalid)
+    cases.append((good.rename(tmp_path / "invalid.st"), "parameters are invalid"))
+    # weights of the wrong shape for the described network
+    def wrong_shape(tensors):
+        name = next(k for k in tensors if k.endswith("hidden.0.V"))
+        tensors[name] = torch.zeros(1, 1, 1)
+    _rewrite(fresh(), edit_tensors=wrong_shape)
+    cases.append((good.rename(tmp_path / "shape.st"), "do not match its description"))
+    # not written by skpred
+    other = tmp_path / "other.st"
+    write_safetensors(other, {"w": torch.zeros(2)}, {"format": "pt"})
+    cases.append((other, "not one written by skpred.save"))
+    for path, match in cases:
+        with pytest.raises(ValueError, match=match):
+            skpred.load(path)
+
+
+def test_load_maps_to_the_requested_device(data, tmp_path):
+    X, y = data
+    est = _fit(PredictedMLPClassifier((16,), max_iter=1, **CPU), X, y)
+    est.save(tmp_path / "m.st")
+    back = skpred.load(tmp_path / "m.st", device="cpu")
+    assert back.device_ == torch.device("cpu")
+    assert next(back.module_.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="device must be"):
+        skpred.load(tmp_path / "m.st", device="tpu")
+
+
+def test_unsaveable_values_are_named(tmp_path):
+    est = PredictedMLPClassifier(random_state=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="RandomState instance"):
+        est.save(tmp_path / "x.st")
