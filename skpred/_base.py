@@ -213,9 +213,13 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
 
+    # "csr" where the network reads X through a dense first layer (the
+    # MLPs): batches are densified on the device, never the whole matrix.
+    _accept_sparse = False
+
     def _check_X(self, X, y="no_validation", reset=True):
         """Validate X (and y unless "no_validation"); subclasses reshape images here."""
-        return validate_floats(self, X, y, reset=reset)
+        return validate_floats(self, X, y, reset=reset, accept_sparse=self._accept_sparse)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -325,8 +329,9 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                                                            device=device)
         w_val = None
         if early:
-            X_val, y_val = X_t[val_idx], y_t[val_idx]
-            X_t, y_t = X_t[train_idx], y_t[train_idx]  # the full copy is freed here
+            X_val, y_val = _training.take_rows(X_t, val_idx), y_t[val_idx]
+            # the full copy is freed here
+            X_t, y_t = _training.take_rows(X_t, train_idx), y_t[train_idx]
             if w_t is not None:
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
@@ -472,6 +477,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = bool(self._accept_sparse)
         tags.non_deterministic = False
         return tags
 
@@ -612,8 +618,9 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
 
     def _check_X(self, X, y="no_validation", reset=True):
         if isinstance(y, str) and y == "no_validation":
-            return validate_floats(self, X, reset=reset)
-        X, y = validate_floats(self, X, y, reset=reset, multi_output=True, y_numeric=True)
+            return validate_floats(self, X, reset=reset, accept_sparse=self._accept_sparse)
+        X, y = validate_floats(self, X, y, reset=reset, multi_output=True, y_numeric=True,
+                               accept_sparse=self._accept_sparse)
         check_float32_range(np.asarray(y, dtype=np.float64), "y")
         return X, y
 

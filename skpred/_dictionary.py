@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -234,9 +235,11 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. Only the ``emp``/``emp2``/``ae``/callable kernels use its
-            values; the other kernels use only ``n_features``.
+            values; the other kernels use only ``n_features``. Sparse input
+            is read in dense blocks of rows, never densified whole
+            (callable kernels and ``length_scale="loo"`` need dense X).
         y : None
             Ignored.
 
@@ -246,13 +249,16 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Fitted transformer.
         """
         with all_or_nothing(self):  # a failed fit leaves the estimator as it was
-            X = validate_floats(self, X)
+            X = validate_floats(self, X, accept_sparse="csr")
             device = _training.resolve_device(self.device)  # validated whatever the kernel
             kernel = self.kernel
             if kernel == "auto":
                 kernel = auto_dictionary(self.image_shape is not None)
+            # Sparse X: its CSR arrays go to the device and the covariance (or
+            # the ae training) reads them in dense blocks of rows.
+            data = _training.to_device(X, device) if sp.issparse(X) else X
             built = build_dictionaries(
-                kernel, X.shape[1], X, check_random_state(self.random_state),
+                kernel, X.shape[1], data, check_random_state(self.random_state),
                 alpha_fraction=self.alpha_fraction, n_atoms=self.n_atoms, n_columns=self.n_columns,
                 length_scale=self.length_scale, ridge=self.ridge, image_shape=self.image_shape,
                 ae_n_components=self.ae_n_components, ae_max_iter=self.ae_max_iter,
@@ -274,8 +280,8 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Same floating dtype as X (float32 stays float32).
         """
         check_is_fitted(self)
-        X = validate_floats(self, X, reset=False)
-        return X @ self.components_.T.astype(X.dtype, copy=False)
+        X = validate_floats(self, X, reset=False, accept_sparse="csr")
+        return np.asarray(X @ self.components_.T.astype(X.dtype, copy=False))
 
     def predict_weights(self, V):
         """Map learned weights V to full predicted weights ``W = U V``.
@@ -316,5 +322,6 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = True
         return tags
 

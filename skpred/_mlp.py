@@ -51,6 +51,8 @@ class _MLPNetwork:
     """The MLP's layers, dictionaries and pretraining, shared by the
     classifier and the regressor (the task comes from the other base)."""
 
+    _accept_sparse = "csr"
+
     _architecture_params = (
         "hidden_layer_sizes", "activation", "dictionary", "alpha_fraction", "n_columns",
         "length_scale", "ridge", "image_shape", "ae_n_components",

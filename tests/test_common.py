@@ -40,7 +40,8 @@ def _expected_failures(estimator):
     from skpred._base import TorchEstimatorBase
 
     if isinstance(estimator, TorchEstimatorBase):
-        return {"check_sample_weight_equivalence_on_dense_data": _FLOAT32_WEIGHTS}
+        return {"check_sample_weight_equivalence_on_dense_data": _FLOAT32_WEIGHTS,
+                "check_sample_weight_equivalence_on_sparse_data": _FLOAT32_WEIGHTS}
     return {}
 
 
