@@ -21,7 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
-from . import _training
+from . import _distributed, _training
 from .nn._linear import _Factored
 
 # Rows per prediction chunk; every chunk is padded to it (predict_in_batches).
@@ -306,6 +306,16 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, epochs, incremental, partial=False):
         self._check_schedule()
+        dp = _distributed.current()
+        if dp is not None:
+            dp.reset_counts()  # communication_ reports this call
+            # Same parameters and data on every rank, or a clear error (not
+            # a hang or a silently different model).
+            params = {k: v for k, v in self.get_params(deep=False).items() if k != "device"}
+            dp.check_same("the estimator's parameters", [type(self).__name__, params],
+                          _training.resolve_device(self.device))
+            dp.check_same("the training data", _distributed.fingerprint(X, y, sample_weight),
+                          _training.resolve_device(self.device))
         # partial_fit has set classes_ already (from its `classes`).
         targets, n_outputs = self._targets(y, first_call=not incremental and not partial)
         weights = self._weights(X, targets, sample_weight, partial)
@@ -345,7 +355,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             if not incremental:
                 module, dictionaries, fitted = self._build(
                     X_t, n_outputs, rng, generator, device,
-                    dict(weights=w_t, progress=bar, verbose=verbose))
+                    dict(weights=w_t, progress=bar, verbose=verbose, dp=dp))
                 # A Ctrl-C during pretraining ends the whole fit (once warned).
                 interrupted = fitted.pop("_interrupted", False)
                 pretrain_history = fitted.pop("_history", [])
@@ -362,6 +372,10 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 self.history_ = list(pretrain_history)
                 self.n_iter_ = 0
             module = self.module_
+            if dp is not None:
+                # Seeded alike, the ranks start from the same weights.
+                dp.check_same_tensors("the initial weights", list(module.state_dict().values()),
+                                      device)
             if self._optimizer is None:
                 self._optimizer = _training.make_optimizer(
                     module, self.solver, self.learning_rate_init, self.momentum,
@@ -393,7 +407,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 validation_score=validation if early else None,
                 n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=verbose,
                 warn_not_converged=not partial and not interrupted,
-                weights=w_t, schedule=schedule, progress=bar,
+                weights=w_t, schedule=schedule, progress=bar, dp=dp,
             )
         finally:
             if bar is not None:
@@ -413,6 +427,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
         self._set_weight_attributes()
+        if dp is not None:
+            dense = sum(l.weight.numel() + (l.bias.numel() if l.bias is not None else 0)
+                        for l in self.module_.weight_layers())
+            self.communication_ = dp.report(self.module_, dense)
+        else:
+            self.__dict__.pop("communication_", None)
         return self
 
     def _after_step(self, module):

@@ -407,7 +407,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
             return build_dictionaries(
                 spec["dictionary"], n_in, data, rng, alpha_fraction=spec["alpha_fraction"],
                 n_columns=spec["n_columns"], length_scale=spec["length_scale"],
-                ridge=spec["ridge"], image_shape=grid, device=device, weights=context["weights"])
+                ridge=spec["ridge"], image_shape=grid, device=device, weights=context["weights"],
+                dp=context["dp"])
 
         def keep(spec, built, n_in):
             dictionaries.append(None if built is None else

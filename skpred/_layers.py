@@ -172,7 +172,8 @@ def check_length_scale(length_scale, where="length_scale"):
 
 def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=None,
                        n_columns=1, length_scale=1.0, ridge="auto", image_shape=None,
-                       ae_n_components=None, ae_max_iter=10, device="cpu", weights=None):
+                       ae_n_components=None, ae_max_iter=10, device="cpu", weights=None,
+                       dp=None):
     """Build the fixed dictionaries ``U_1 .. U_C`` of one predicted layer.
 
     Parameters
@@ -197,6 +198,10 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
         use them as frequency weights of the covariance and ``ae`` in its
         reconstruction loss. Callables and ``length_scale="loo"`` ignore
         them.
+    dp : skpred._distributed.DataParallel or None
+        Data-parallel: ``emp``/``emp2`` sum their statistics over the ranks
+        and ``ae`` trains data-parallel, so every rank gets the dictionary
+        one process would build on the whole data.
 
     Returns
     -------
@@ -262,7 +267,7 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
             # formed where it lives; only the (d, d) kernel comes back.
             from ._training import covariance
 
-            K = covariance(data, square=name == "emp2", weights=weights)
+            K = covariance(data, square=name == "emp2", weights=weights, dp=dp)
         elif name == "emp":
             K = _kernels.empirical_kernel(_as_numpy(data))
         else:
@@ -283,7 +288,7 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
                 f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
                 f"the n_atoms={atoms} requested per column.")
         D = autoencoder_atoms(data, n_hidden, epochs=ae_max_iter, random_state=rng, device=device,
-                              weights=weights)
+                              weights=weights, dp=dp)
         alphas = _kernels.sample_alpha(n_hidden, atoms, rng, n_columns)
         dicts = [D[:, a] for a in alphas]
     elif name == "random":

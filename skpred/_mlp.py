@@ -88,7 +88,7 @@ class _MLPNetwork:
 
     # ----------------------------------------------------------------- build
 
-    def _make_layer(self, i, spec, n_in, inputs, rng, device, weights=None):
+    def _make_layer(self, i, spec, n_in, inputs, rng, device, weights=None, dp=None):
         """A constructor of one hidden layer (on the CPU), and its dictionaries
         (a LayerDictionaries, or None).
 
@@ -111,7 +111,7 @@ class _MLPNetwork:
             alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
             length_scale=spec["length_scale"], ridge=spec["ridge"], image_shape=image_shape,
             ae_n_components=self.ae_n_components, ae_max_iter=self.pretrain_epochs,
-            device=device, weights=weights,
+            device=device, weights=weights, dp=dp,
         )
         return lambda: PredictedLinear(n_in, size, built.dictionaries), built
 
@@ -152,7 +152,7 @@ class _MLPNetwork:
         interrupted = False
         for i, spec in enumerate(specs):
             make, built = self._make_layer(i, spec, n_in, inputs_t, rng, device,
-                                           context["weights"])
+                                           context["weights"], context["dp"])
             layer = _training.seeded(make, generator, device)
             was_pretrained = i in pretrained and not interrupted
             if was_pretrained:
@@ -165,6 +165,7 @@ class _MLPNetwork:
                     after_step=self._max_norm_step([layer]),
                     desc=f"pretrain layer {i + 1} epoch", weights=context["weights"],
                     phase=f"pretrain layer {i + 1}", progress=context["progress"],
+                    dp=context["dp"],
                 )
                 interrupted = result.interrupted
                 history.extend(result.history)
@@ -560,9 +561,15 @@ device_ :
     >>> from skpred import PredictedMLPRegressor
     >>> X, y = load_diabetes(return_X_y=True)
     >>> X = StandardScaler().fit_transform(X)
-    >>> reg = PredictedMLPRegressor(max_iter=300, learning_rate_init=1e-2, random_state=0,
-    ...                             device="cpu")
-    >>> reg.fit(X[:350], y[:350] / 100).score(X[350:], y[350:] / 100) > 0.3
+    >>> reg = PredictedMLPRegressor(random_state=0, device="cpu")
+    >>> reg.fit(X[:350], y[:350] / 100).score(X[350:], y[350:] / 100) > 0.4
+    True
+
+    With 10 features the hidden layer is an ordinary dense one under
+    ``dictionary="auto"`` (too few inputs to predict from); wider inputs
+    (16 or more) get a predicted layer:
+
+    >>> reg.layers_[0]["dictionary"] is None
     True
     """
 

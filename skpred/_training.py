@@ -228,7 +228,7 @@ def learned_state(module: nn.Module) -> dict:
 
 @torch.no_grad()
 def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096,
-               weights: Optional[torch.Tensor] = None) -> np.ndarray:
+               weights: Optional[torch.Tensor] = None, dp=None) -> np.ndarray:
     """``np.cov(X, rowvar=False)`` (of ``X * X`` with ``square``) computed
     where ``X`` lives, in float64, chunk by chunk; only the (d, d) result
     travels to the host. Shifted by the first chunk's mean, as
@@ -237,26 +237,36 @@ def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096,
     ``weights`` are frequency weights (``np.cov(..., fweights=w)``): integer
     weights give the covariance of the data with rows repeated. The
     denominator is ``sum(w) - 1`` (``sum(w)`` when that is not above 1).
+
+    With ``dp`` (data-parallel), each rank reads its share of the chunks and
+    the sums are added over the ranks once: every rank gets the covariance
+    of the whole data.
     """
     n, d = X.shape
     total = torch.zeros(d, dtype=torch.float64, device=X.device)
     cross = torch.zeros(d, d, dtype=torch.float64, device=X.device)
-    shift = None
-    for start in range(0, n, chunk):
+    count = torch.zeros((), dtype=torch.float64, device=X.device)
+    # The shift (the first chunk's mean) is the same on every rank.
+    first = X[0:chunk].to(torch.float64)
+    shift = (first * first if square else first).mean(0)
+    for start in (range(0, n, chunk) if dp is None else dp.my_chunks(n, chunk)):
         B = X[start:start + chunk].to(torch.float64)
         if square:
             B = B * B
-        if shift is None:
-            shift = B.mean(0)
         B = B - shift
         if weights is None:
             total += B.sum(0)
             cross += B.T @ B
+            count += B.shape[0]
         else:
             w = weights[start:start + chunk].to(torch.float64)
             total += w @ B
             cross += (B * w[:, None]).T @ B
-    count = float(n) if weights is None else float(weights.sum())
+            count += w.sum()
+    if dp is not None:
+        packed = dp.sum_(torch.cat([total, cross.reshape(-1), count.reshape(1)]), once=True)
+        total, cross, count = packed[:d], packed[d:d + d * d].view(d, d), packed[-1]
+    count = float(count)
     mean = total / count
     denominator = count - 1 if count > 1 else count
     return ((cross - count * torch.outer(mean, mean)) / denominator).cpu().numpy()
@@ -410,6 +420,7 @@ def train_epochs(
     schedule: Optional[LearningRateSchedule] = None,
     phase: str = "fine-tune",
     progress: Optional[Callable] = None,
+    dp=None,
 ) -> TrainingResult:
     """Minibatch training for ``epochs`` epochs, with sklearn-style stopping.
 
@@ -444,6 +455,13 @@ def train_epochs(
         layer 1", ...).
     progress : callable or None
         ``progress(record, epochs)`` after every epoch (a progress bar).
+    dp : skpred._distributed.DataParallel or None
+        Data-parallel training: every rank holds the same X and draws the
+        same minibatch order; each computes its slice of every minibatch,
+        scaled to its share of the minibatch's global mean, and the
+        gradients of the learned parameters are summed over the ranks (one
+        flat all-reduce per step) before the step. The epoch loss is summed
+        over the ranks once per epoch.
 
     ``result.history`` holds one record per epoch: ``phase``, ``epoch``
     (1-based), ``train_loss``, ``valid_score`` and ``valid_loss`` (None
@@ -463,6 +481,7 @@ def train_epochs(
     weight_total = float(weights.sum()) if weights is not None else float(n)
     best, best_state, stale = -np.inf, None, 0
     started = time.perf_counter()
+    learned = [p for group in optimizer.param_groups for p in group["params"]]
     module.train()
     try:
         for epoch in range(epochs):
@@ -473,22 +492,41 @@ def train_epochs(
             total = torch.zeros((), device=X.device)
             for start in range(0, n, batch_size):
                 rows = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
+                if dp is not None:
+                    global_rows = rows if shuffle else torch.arange(
+                        start, min(start + batch_size, n), device=X.device)
+                    global_weight = (len(global_rows) if weights is None
+                                     else weights[global_rows].sum())
+                    rows = dp.my_rows(global_rows)
                 xb = X[rows]
                 yb = None if y is None else y[rows]
                 optimizer.zero_grad(set_to_none=True)
-                if weights is None:
+                if dp is not None and xb.shape[0] == 0:
+                    # a final minibatch smaller than the world: nothing here
+                    loss, batch_weight = torch.zeros((), device=X.device), 0.0
+                elif weights is None:
                     loss = batch_loss(xb, yb)
                     batch_weight = xb.shape[0]
                 else:
                     wb = weights[rows]
                     loss = batch_loss(xb, yb, wb)
                     batch_weight = wb.sum()
-                loss.backward()
+                if dp is not None:
+                    # this rank's share of the minibatch's global mean
+                    loss = loss * (batch_weight / global_weight)
+                    batch_weight = global_weight
+                    if loss.requires_grad:
+                        loss.backward()
+                    dp.all_reduce_gradients(learned)
+                else:
+                    loss.backward()
                 optimizer.step()
                 if after_step is not None:
                     after_step()
                 schedule.after_batch(optimizer)
                 total += loss.detach() * batch_weight
+            if dp is not None:
+                dp.sum_(total)  # the ranks' shares of the epoch's loss
             epoch_loss = total.item() / weight_total  # one sync per epoch
             if not math.isfinite(epoch_loss):
                 raise ValueError(
@@ -608,6 +646,7 @@ def fit_tied_autoencoder(
     weights: Optional[torch.Tensor] = None,
     phase: str = "pretrain",
     progress: Optional[Callable] = None,
+    dp=None,
 ) -> TrainingResult:
     """Train ``layer`` as the encoder of a tied-weight autoencoder.
 
@@ -643,12 +682,12 @@ def fit_tied_autoencoder(
         epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
         after_step=after_step, n_iter_no_change=epochs + 1, verbose=verbose, desc=desc,
         warn_not_converged=False, catch_interrupt=catch_interrupt, weights=weights,
-        phase=phase, progress=progress,
+        phase=phase, progress=progress, dp=dp,
     )
 
 
 def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_size=100,
-                      learning_rate=1e-3, verbose=0, weights=None):
+                      learning_rate=1e-3, verbose=0, weights=None, dp=None):
     """Dictionary atoms learned by a sigmoid tied-weight autoencoder.
 
     Parameters
@@ -679,7 +718,7 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
         layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, generator=generator,
         verbose=verbose, desc="ae dictionary epoch", catch_interrupt=False, weights=weights,
-        phase="ae dictionary",
+        phase="ae dictionary", dp=dp,
     )
     atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
     norms = np.linalg.norm(atoms, axis=0)
