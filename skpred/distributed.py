@@ -38,6 +38,7 @@ import socket
 import tempfile
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -115,6 +116,8 @@ def _worker(rank, world_size, port, backend, timeout, threads, payload, result, 
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                           WORLD_SIZE=str(world_size))
         torch.set_num_threads(threads)
+        if rank != 0:  # the ranks train in lock-step: warn once, from rank 0
+            warnings.simplefilter("ignore")
         with open(payload, "rb") as f:  # written by this package a moment ago
             args = pickle.load(f)
         with data_parallel(backend=backend, timeout=timeout):
@@ -171,11 +174,19 @@ def run_workers(target, args, n_workers=2, backend="gloo", timeout=300.0):
             for p in procs:
                 p.join()
             time.sleep(0.05)
-            # report the first worker that wrote an error (the cause), else the dead one
-            reports = sorted(n for n in os.listdir(tmp) if n.startswith("error."))
-            message = (open(os.path.join(tmp, reports[0])).read() if reports
-                       else f"exit code {procs[failed].exitcode}")
-            rank = int(reports[0].split(".")[1]) if reports else failed
+            # A worker that died without a Python error (killed, os._exit,
+            # a segfault) is the cause; the others then fail in a collective.
+            written = {int(n.split(".")[1]) for n in os.listdir(tmp) if n.startswith("error.")}
+            crashed = [r for r, p in enumerate(procs) if p.exitcode not in (0, None)
+                       and r not in written and p.exitcode > 0]
+            if crashed:
+                rank = crashed[0]
+                message = f"exit code {procs[rank].exitcode} (no Python error: it was killed " \
+                          f"or crashed)."
+            else:
+                rank = min(written) if written else failed
+                message = (open(f"{error}.{rank}").read() if written
+                           else f"exit code {procs[rank].exitcode}")
             raise RuntimeError(f"Data-parallel worker {rank} of {n_workers} failed; the other "
                                f"workers were stopped.\n{message}")
         with open(result, "rb") as f:  # written by our worker 0
