@@ -803,3 +803,74 @@ def test_dtype_and_options_reach_every_part():
     assert LowRankLinear.for_fraction(10, 4, 0.5).n_columns == 1
     se = SEPredictedLinear(16, 2, (4, 4), 1.0, np.arange(0, 16, 4), bias=False)
     assert se.bias is None
+
+
+def _se_conv_banks(kernel, c_in, columns, alpha_fraction, ridge, seed=0):
+    """se dictionaries on a (kh, kw, c_in) patch grid, rows in Conv2d's
+    (channel, row, col) order, built with the kernel formula (numpy)."""
+    from skpred import _kernels
+
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    n = kh * kw * c_in
+    rng = np.random.RandomState(seed)
+    atoms = c_in * max(1, round(alpha_fraction * kh * kw))
+    banks = []
+    for alpha in _kernels.sample_alpha(n, atoms, rng, columns, c_in):
+        U = _se_dictionary_numpy((kh, kw, c_in), (1.0, 1.0), alpha, ridge)
+        banks.append(_kernels.hwc_to_chw_rows(U, (kh, kw, c_in)))
+    return np.stack(banks)
+
+
+@pytest.mark.parametrize("columns", [1, 3])
+@pytest.mark.parametrize("kernel, padding, stride, dilation", [
+    (3, "same", 1, 1), (4, "same", 1, 1), (5, 0, 2, 1), (3, "valid", 1, 2), ((3, 4), 1, 1, 1)])
+@pytest.mark.parametrize("ridge", [None, 0.1])
+def test_separable_path_is_exact_for_se_banks(columns, kernel, padding, stride, dilation, ridge):
+    """Breakage caught: a filter put in the wrong channel group or the
+    wrong place after grouping, the mix applied to the padding filters, a
+    stride/padding/dilation not passed to the grouped convolution.
+    Reference: F.conv2d with the filters materialised here from the banks
+    and V (float64), colour input (3 channels)."""
+    from torch.nn import functional as F
+
+    from skpred.nn import PredictedConv2d
+
+    c_in, m = 3, 4
+    banks = _se_conv_banks(kernel, c_in, columns, 0.3, ridge)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    conv = PredictedConv2d(c_in, columns * m, kernel, banks, stride=stride, padding=padding,
+                           dilation=dilation, path="separable", dtype=torch.float64)
+    assert conv.channel_separable()
+    V = conv.V.detach().numpy()
+    filters = np.einsum("cka,cam->cmk", banks, V).reshape(columns * m, c_in, kh, kw)
+    x = torch.tensor(np.random.RandomState(1).standard_normal((2, c_in, 11, 10)))
+    expected = F.conv2d(x, torch.tensor(filters), conv.bias.detach(), stride=stride,
+                        padding=padding, dilation=dilation)
+    torch.testing.assert_close(conv(x), expected, rtol=1e-9, atol=1e-9)
+    # gradients reach V through the separable route too
+    conv(x).sum().backward()
+    assert conv.V.grad.abs().sum() > 0
+    # fewer multiply-adds than pooling: each filter reads one channel
+    a = conv.n_atoms
+    assert conv.separable_cost() < columns * a * c_in * kh * kw + a * columns * m
+
+
+def test_separable_path_refuses_a_bank_that_mixes_channels_and_follows_u():
+    from skpred.nn import PredictedConv2d
+
+    mixed = PredictedConv2d(2, 4, 3, np.random.RandomState(0).standard_normal((18, 3)),
+                            path="separable")
+    assert not mixed.channel_separable()
+    with pytest.raises(ValueError, match="each live in one input channel"):
+        mixed(torch.randn(1, 2, 5, 5))
+    conv = PredictedConv2d(2, 4, 3, _se_conv_banks(3, 2, 1, 0.5, 0.1), path="separable",
+                           dtype=torch.float64)
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    conv(x)
+    with torch.no_grad():
+        conv.U.mul_(2.0)  # the cached grouped bank must follow
+    conv.path = "dense"
+    expected = conv(x)
+    conv.path = "separable"
+    torch.testing.assert_close(conv(x), expected)
+    assert set(conv.state_dict()) == {"U", "V", "bias"}  # the grouped bank is never saved

@@ -10,6 +10,8 @@ from ._linear import _PATHS, _Factored, _split_units, as_dictionary_tensor, init
 
 __all__ = ["PredictedConv2d"]
 
+_CONV_PATHS = _PATHS + ("separable",)
+
 
 def _pair(v) -> Tuple[int, int]:
     if isinstance(v, int):
@@ -41,7 +43,18 @@ class PredictedConv2d(_Factored):
         per-column arrays. Rows follow the flattened order of a
         ``Conv2d`` filter, ``(in_channel, row, col)`` in C-order.
     path
-        ``"auto"``, ``"pool"`` or ``"dense"``.
+        ``"auto"``, ``"pool"``, ``"dense"`` or ``"separable"``.
+
+    When every dictionary filter lives in one input channel (the ``se``
+    dictionary's do: its kernel is zero across channels), a third exact
+    ordering exists, ``"separable"``: a grouped (per input channel)
+    convolution with each channel's filters, ``C a kh kw`` multiply-adds
+    per output position instead of ``C a c_in kh kw``, then the learned
+    1x1 mix. It runs when asked for: ``"auto"`` keeps choosing between
+    pool and dense, because on a CPU grouped convolutions run far below
+    GEMM speed (measured, the paper's 48 -> 64 channel 8x8 layer at alpha
+    0.25, batch 128, forward and backward on 2 cores: dense 70 ms,
+    separable 197 ms, pool 510 ms). ``separable_cost`` gives its count.
 
     Attributes
     ----------
@@ -69,8 +82,8 @@ class PredictedConv2d(_Factored):
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
-        if path not in _PATHS:
-            raise ValueError(f"path must be one of {_PATHS}, got {path!r}.")
+        if path not in _CONV_PATHS:
+            raise ValueError(f"path must be one of {_CONV_PATHS}, got {path!r}.")
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.kernel_size = _pair(kernel_size)
@@ -93,6 +106,11 @@ class PredictedConv2d(_Factored):
         bank = U.permute(0, 2, 1).reshape(self.n_columns * self.n_atoms, self.in_channels, kh, kw)
         self.register_buffer("U", bank.contiguous())
         self.register_buffer("_gram_cache", None, persistent=False)
+        # The per-channel bank of the separable path, built from U on first use
+        # (never saved: it is a function of U).
+        self.register_buffer("_sep_bank", None, persistent=False)
+        self.register_buffer("_sep_index", None, persistent=False)
+        self._sep_key = None
         self.V = nn.Parameter(
             torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
         )
@@ -126,6 +144,44 @@ class PredictedConv2d(_Factored):
         # Grouped 1x1 conv: output c*m + j reads atoms c*a .. c*a + a - 1.
         return self.V.transpose(1, 2).reshape(self.out_channels, self.n_atoms, 1, 1)
 
+    def channel_separable(self) -> bool:
+        """Whether every dictionary filter has weights in one input channel only."""
+        used = self.U.detach().abs().sum((2, 3)) != 0  # (C*a, c_in)
+        return bool((used.sum(1) <= 1).all())
+
+    def _separable(self):
+        """(bank, index): the filters grouped by input channel, each group
+        padded with zero filters to the largest group, shaped
+        ``(c_in * n, 1, kh, kw)``; ``index[j]`` is where filter ``j`` of U
+        went. Rebuilt when U changes."""
+        key = (self.U.data_ptr(), str(self.U.device), self.U.dtype, self.U._version)
+        if self._sep_key == key and self._sep_bank is not None:
+            return self._sep_bank, self._sep_index
+        if not self.channel_separable():
+            raise ValueError(
+                "path='separable' needs dictionary filters that each live in one input channel "
+                "(as the se dictionary's); this bank mixes channels.")
+        U = self.U.detach()
+        channel = (U.abs().sum((2, 3)) != 0).to(torch.int64).argmax(1)  # zero filters: channel 0
+        counts = torch.bincount(channel, minlength=self.in_channels)
+        per = int(counts.max())
+        rank_in_channel = torch.zeros_like(channel)
+        for ch in range(self.in_channels):
+            members = (channel == ch).nonzero().flatten()
+            rank_in_channel[members] = torch.arange(len(members), device=U.device)
+        index = channel * per + rank_in_channel
+        bank = U.new_zeros(self.in_channels * per, 1, *self.kernel_size)
+        bank[index, 0] = U[torch.arange(len(U), device=U.device), channel]
+        self._sep_bank, self._sep_index, self._sep_key = bank, index, key
+        return bank, index
+
+    def separable_cost(self) -> int:
+        """Multiply-adds per output position of the separable path."""
+        bank, _ = self._separable()
+        mix = bank.shape[0] * self.out_channels if self.n_columns == 1 else \
+            self.n_atoms * self.out_channels
+        return bank.shape[0] * self.kernel_size[0] * self.kernel_size[1] + mix
+
     def _pool_is_cheaper(self, n_positions: Optional[int]) -> bool:
         """Whether the bank-then-mix ordering costs fewer multiply-adds.
 
@@ -133,7 +189,7 @@ class PredictedConv2d(_Factored):
         the choice (and the result) does not depend on the batch.
         """
         if self.path != "auto":
-            return self.path == "pool"
+            return self.path in ("pool", "separable")
         C, a, out, k = self.n_columns, self.n_atoms, self.out_channels, self.fan_in
         pool = C * a * k + a * out
         dense = out * k + (k * a * out / max(n_positions, 1) if n_positions is not None else 0)
@@ -155,6 +211,16 @@ class PredictedConv2d(_Factored):
     def forward(self, input: Tensor) -> Tensor:
         conv = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
         # Training picks the ordering for its batch; evaluation one per layer.
+        if self.path == "separable":
+            bank, index = self._separable()
+            z = F.conv2d(input, bank, None, groups=self.in_channels, **conv)
+            if self.n_columns == 1:
+                # one mix over the channel-grouped filters (zero for padding)
+                mix = self.V[0].t().new_zeros(self.out_channels, bank.shape[0])
+                mix = mix.index_copy(1, index, self.V[0].t())
+                return F.conv2d(z, mix[:, :, None, None], self.bias)
+            z = z.index_select(1, index)  # back to column order, then the grouped mix
+            return F.conv2d(z, self._mix_weight(), self.bias, groups=self.n_columns)
         if self._pool_is_cheaper(self._out_positions(input) if self.training else None):
             z = F.conv2d(input, self.U, None, **conv)
             return F.conv2d(z, self._mix_weight(), self.bias, groups=self.n_columns)

@@ -1,0 +1,87 @@
+"""Benchmark: one predicted convolution layer on each of its paths against
+torch's dense nn.Conv2d.
+
+The paper's second CIFAR-10 conv layer: 48 -> 64 channels, 8x8 filters,
+"same" padding, on 16x16 maps, batch 128; se dictionary at alpha 0.25 (768
+filters, one column), built by skpred as PredictedConvNetClassifier builds
+it. Forward and backward per batch (milliseconds, median of --repeats
+after a warm-up), every path on the same input, multiply-adds per output
+position beside it. Writes bench_conv_layer.json.
+
+    python benchmarks/bench_conv_layer.py [--device cuda] [--batch 128]
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def timed(fn, device, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="bench_conv_layer.json")
+    args = p.parse_args(argv)
+
+    from skpred import _kernels
+    from skpred._layers import build_dictionaries
+    from skpred.nn import PredictedConv2d
+
+    device = torch.device(args.device)
+    c_in, c_out, k, side = 48, 64, 8, 16
+    built = build_dictionaries("se", k * k * c_in, None, np.random.RandomState(0),
+                               alpha_fraction=0.25, image_shape=(k, k, c_in))
+    banks = [_kernels.hwc_to_chw_rows(U, (k, k, c_in)) for U in built.dictionaries]
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, c_in, side, side, device=device)
+    dense = torch.nn.Conv2d(c_in, c_out, k, padding="same").to(device)
+    layers = {path: PredictedConv2d(c_in, c_out, k, banks, padding="same", path=path).to(device)
+              for path in ("pool", "dense", "separable", "auto")}
+
+    def step(layer):
+        def run():
+            layer.zero_grad(set_to_none=True)
+            layer(x).sum().backward()
+        return run
+
+    base = timed(step(dense), device, args.repeats)
+    a = built.n_atoms
+    macs = {"nn.Conv2d": c_out * c_in * k * k, "pool": a * c_in * k * k + a * c_out,
+            "dense": c_out * c_in * k * k, "separable": layers["separable"].separable_cost(),
+            "auto": None}
+    rows = [dict(path="nn.Conv2d", ms=base, ratio=1.0, macs_per_position=macs["nn.Conv2d"])]
+    for path, layer in layers.items():
+        ms = timed(step(layer), device, args.repeats)
+        rows.append(dict(path=path, ms=ms, ratio=ms / base, macs_per_position=macs[path]))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; "
+          f"48->64 channels, 8x8, 16x16 maps, batch {args.batch}, {a} se filters")
+    print("| path | ms / batch (fwd+bwd) | x nn.Conv2d | multiply-adds / position |")
+    print("|---|---|---|---|")
+    for r in rows:
+        m = f"{r['macs_per_position']:,}" if r["macs_per_position"] else "as chosen"
+        print(f"| {r['path']} | {r['ms']:.1f} | {r['ratio']:.2f} | {m} |")
+    with open(args.out, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
