@@ -4,7 +4,8 @@ Trains the same 784-500-500-10 sigmoid network (SGD, momentum 0.7, learning
 rate 0.1, batch 100, weight decay 5e-5, same number of epochs) with:
 scikit-learn's MLPClassifier, skorch's NeuralNetClassifier, a bare torch
 loop, PredictedMLPClassifier with dictionary=None (dense), and
-PredictedMLPClassifier with ("se", "emp") at alpha_fraction 0.1 and 0.25.
+PredictedMLPClassifier with ("se", "emp") at alpha_fraction 0.1 and 0.25
+(one column), 0.1 with 10 columns and 0.25 with 5 (the issue's rows).
 
 All timings come from this one process, one peer after another, every peer
 treated alike: one untimed 1-epoch warm-up on 200 samples (imports, first
@@ -124,7 +125,7 @@ def run_torch(X, Xt, y, yt, epochs):
     return dt, float(acc)
 
 
-def _skpred(dictionary, alpha):
+def _skpred(dictionary, alpha, columns=1):
     def run(X, Xt, y, yt, epochs):
         from sklearn.exceptions import ConvergenceWarning
 
@@ -132,7 +133,7 @@ def _skpred(dictionary, alpha):
 
         clf = PredictedMLPClassifier(
             SIZES, activation="sigmoid", dictionary=dictionary, alpha_fraction=alpha,
-            n_columns=1, solver="sgd",
+            n_columns=columns, solver="sgd",
             learning_rate_init=LR, momentum=MOMENTUM, batch_size=BATCH, weight_decay=WD,
             learning_rate_decay=1.0, max_norm=None, pretrain_epochs=5, max_iter=epochs,
             tol=0.0, n_iter_no_change=epochs + 1, random_state=0, device="cpu",
@@ -154,6 +155,8 @@ PEERS = {
     "skpred dense (None)": _skpred(None, 1.0),
     "skpred se-emp a=0.25": _skpred(("se", "emp"), 0.25),
     "skpred se-emp a=0.10": _skpred(("se", "emp"), 0.10),
+    "skpred se-emp a=0.10, 10 cols": _skpred(("se", "emp"), 0.10, 10),
+    "skpred se-emp a=0.25, 5 cols": _skpred(("se", "emp"), 0.25, 5),
 }
 
 
