@@ -201,6 +201,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         Learned and fixed weights of the hidden layers (convs and dense;
         softmax and biases excluded) and the share learned in the predicted
         ones.
+    communication_ : dict
+        After a data-parallel fit only; as in :class:`PredictedMLPClassifier`.
     module_ : skpred.nn.PredictedConvNet
     device_ : torch.device
 

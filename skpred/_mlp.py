@@ -399,6 +399,13 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         Learned weights of the predicted hidden layers divided by their
         ``n_in * n_out`` (the paper's x-axis). 1.0 when no layer is
         predicted.
+    communication_ : dict
+        Only after a data-parallel fit (:mod:`skpred.distributed`): what
+        travelled between the ranks: ``bytes_per_step`` (4 x the learned
+        scalars), ``gradient_bytes``, ``once_bytes`` (data-kernel
+        statistics), ``other_bytes``, ``steps``, ``world_size`` and
+        ``dense_bytes_per_step``, what a dense network of the same shape
+        would send per step.
     module_ : skpred.nn.PredictedMLP
         The trained torch module (returns logits), usable on its own.
     device_ : torch.device
