@@ -407,7 +407,6 @@ def train_epochs(
     batch_size: int,
     shuffle: bool = True,
     generator: Optional[torch.Generator] = None,
-    learning_rate_decay: float = 1.0,
     after_step: Optional[Callable] = None,
     validation_score: Optional[Callable] = None,
     n_iter_no_change: int = 10,
@@ -432,8 +431,6 @@ def train_epochs(
     batch_loss : callable
         ``batch_loss(X_batch, y_batch)`` returns the mean loss of the batch.
     X, y : tensors already on the training device (``y`` may be None).
-    learning_rate_decay : float
-        The learning rate is divided by this after every minibatch.
     after_step : callable or None
         Called after every optimiser step (e.g. the max-norm constraint).
     validation_score : callable or None
@@ -448,8 +445,7 @@ def train_epochs(
         called and must return the weighted mean ``sum(w l) / sum(w)`` of
         the batch; the epoch loss is ``sum(w l) / sum(w)`` over the epoch.
     schedule : LearningRateSchedule or None
-        The learning-rate schedule (None: ``learning_rate_decay`` after
-        every minibatch, as before).
+        The learning-rate schedule (None: constant).
     phase : str
         Name of the phase in the history records ("fine-tune", "pretrain
         layer 1", ...).
@@ -475,7 +471,7 @@ def train_epochs(
     """
     enable_verbose_logging(verbose)
     if schedule is None:
-        schedule = LearningRateSchedule("decay", learning_rate_decay=learning_rate_decay)
+        schedule = LearningRateSchedule("constant")
     result = TrainingResult()
     n = X.shape[0]
     weight_total = float(weights.sum()) if weights is not None else float(n)
