@@ -466,6 +466,15 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         fitted attributes (ValueError otherwise)."""
         if not hasattr(self, "module_"):
             return
+        from .nn import PredictedConvNet, PredictedMLP
+
+        if not isinstance(self.module_, (PredictedMLP, PredictedConvNet)):
+            raise ValueError("The file's network is not one this estimator builds.")
+        if not isinstance(getattr(self, "n_features_in_", None), int):
+            raise ValueError("The file's n_features_in_ is not an integer.")
+        if is_classifier_like(self) and not (isinstance(self.classes_, np.ndarray)
+                                             and self.classes_.ndim == 1):
+            raise ValueError("The file's classes_ is not a 1-D array.")
         self._check_architecture_unchanged()
         layers = self.module_.weight_layers()
         expected = len(self.classes_) if is_classifier_like(self) else self.n_outputs_

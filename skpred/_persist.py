@@ -76,8 +76,8 @@ def read_safetensors(path):
                          f"exceeds the file.")
     try:
         header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} has a corrupt safetensors header: {exc}.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path} has a corrupt safetensors header: {exc!r}.") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path} has a corrupt safetensors header (not an object).")
     metadata = header.pop("__metadata__", {})
@@ -151,6 +151,45 @@ def _layer_spec(m):
                     dense=[_layer_spec(d) for d in m.dense], n_outputs=m.output.out_features,
                     activation=m.activation)
     raise ValueError(f"Cannot save a module of type {type(m).__name__}.")
+
+
+def _spec_numel(spec):
+    """The number of values the state_dict of a described module holds;
+    ValueError for a description that is not one (checked before building)."""
+    try:
+        kind = spec["type"]
+        bias = lambda n: n if spec.get("bias") else 0  # noqa: E731
+        if kind == "Linear":
+            return spec["in_features"] * spec["out_features"] + bias(spec["out_features"])
+        if kind == "Conv2d":
+            kh, kw = spec["kernel_size"]
+            return spec["out_channels"] * spec["in_channels"] * kh * kw + bias(spec["out_channels"])
+        if kind in ("PredictedLinear", "LowRankLinear"):
+            atoms = spec["n_atoms"] if kind == "PredictedLinear" else spec["rank"]
+            C, n_in, n_out = spec["n_columns"], spec["in_features"], spec["out_features"]
+            return n_in * C * atoms + atoms * n_out + bias(n_out)
+        if kind == "PredictedConv2d":
+            kh, kw = spec["kernel_size"]
+            C, a = spec["n_columns"], spec["n_atoms"]
+            return (C * a * spec["in_channels"] * kh * kw + a * spec["out_channels"]
+                    + bias(spec["out_channels"]))
+        if kind == "PredictedMLP":
+            hidden = [_spec_numel(h) for h in spec["hidden"]]
+            last = spec["hidden"][-1]["out_features"]
+            return sum(hidden) + last * spec["n_outputs"] + spec["n_outputs"]
+        if kind == "PredictedConvNet":
+            inner = [_spec_numel(m) for m in spec["convs"] + spec["dense"]]
+            if spec["dense"]:
+                last = spec["dense"][-1]["out_features"]
+            else:
+                rows, cols, channels = spec["image_shape"]
+                for conv, (ph, pw) in zip(spec["convs"], spec["pools"]):
+                    channels, rows, cols = conv["out_channels"], rows // ph, cols // pw
+                last = channels * rows * cols
+            return sum(inner) + last * spec["n_outputs"] + spec["n_outputs"]
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+        raise ValueError("Corrupt module description in the file.") from None
+    raise ValueError(f"Unknown module type {spec.get('type')!r} in the file.")
 
 
 def _pad(p):
@@ -316,7 +355,10 @@ class _Decoder:
             return {self(k): self(x) for k, x in pairs}
         if "__array__" in v:
             array = self._take(v["__array__"]).numpy()
-            dtype = np.dtype(v.get("dtype", array.dtype.str))
+            try:
+                dtype = np.dtype(v.get("dtype", array.dtype.str))
+            except TypeError:
+                raise ValueError("Corrupt array dtype in the file's metadata.") from None
             if dtype.kind not in "biuf":
                 raise ValueError("Corrupt array dtype in the file's metadata.")
             return array.astype(dtype, copy=True)
@@ -344,6 +386,11 @@ class _Decoder:
             state = {k[len(prefix) + 1:]: t for k, t in self.tensors.items()
                      if k.startswith(prefix + "/")}
             floats = [t.dtype for t in state.values() if t.is_floating_point()]
+            # Checked before anything is allocated: a description that asks
+            # for more (or fewer) numbers than the file holds is refused.
+            if _spec_numel(v["__module__"]) != sum(t.numel() for t in state.values()):
+                raise ValueError("The weights in the file do not match its description of the "
+                                 "network (their sizes differ).")
             module = _build_layer(v["__module__"], floats[0] if floats else None)
             try:
                 module.load_state_dict(state, strict=True)
@@ -434,7 +481,7 @@ def load(path, device=None):
                          f"this skpred reads version {VERSION}.")
     try:
         state = json.loads(metadata["state"])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, json.JSONDecodeError, RecursionError):
         raise ValueError(f"{path} has corrupt metadata.") from None
     if device is not None:
         target = resolve_device(device)
@@ -449,7 +496,10 @@ def load(path, device=None):
         except ValueError:
             target = torch.device("cpu")
     decoder = _Decoder(tensors, target)
-    est = _restore(metadata.get("class"), decoder(state))
+    try:
+        est = _restore(metadata.get("class"), decoder(state))
+    except RecursionError:
+        raise ValueError(f"{path} has corrupt metadata (nested too deeply).") from None
     unused = set(tensors) - decoder.used
     if unused:
         raise ValueError(f"{path} holds tensors its metadata never uses: {sorted(unused)[:5]}.")

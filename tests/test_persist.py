@@ -198,3 +198,57 @@ def test_unsaveable_values_are_named(tmp_path):
     est = PredictedMLPClassifier(random_state=np.random.RandomState(0))
     with pytest.raises(ValueError, match="RandomState instance"):
         est.save(tmp_path / "x.st")
+
+
+def test_hostile_descriptions_are_refused_before_allocating(data, tmp_path):
+    """Breakage caught: a file whose network description asks for a huge
+    layer making skpred allocate it (memory exhaustion) before the weights
+    are compared, a header nested deeply enough to overflow the parser's
+    recursion, or an unknown dtype string reaching numpy."""
+    X, y = data
+    est = _fit(PredictedMLPClassifier((32,), max_iter=1, **CPU), X, y)
+    path = tmp_path / "m.st"
+    est.save(path)
+
+    def find_module(node):
+        if isinstance(node, dict):
+            if "__module__" in node:
+                return node
+            for v in node.values():
+                found = find_module(v)
+                if found:
+                    return found
+        if isinstance(node, list):
+            for v in node:
+                found = find_module(v)
+                if found:
+                    return found
+        return None
+
+    def huge(meta, state):
+        find_module(state)["__module__"]["hidden"][0]["in_features"] = 10 ** 12
+    _rewrite(path, huge)
+    with pytest.raises(ValueError, match="sizes differ"):
+        skpred.load(path)
+    est.save(path)
+    tensors, meta = read_safetensors(path)
+    meta["state"] = "[" * 100000 + "]" * 100000
+    write_safetensors(path, tensors, meta)
+    with pytest.raises(ValueError, match="corrupt metadata"):
+        skpred.load(path)
+    est.save(path)
+
+    def bad_dtype(meta, state):
+        def walk(node):
+            if isinstance(node, dict):
+                if "__array__" in node:
+                    node["dtype"] = "not-a-dtype"
+                    return True
+                return any(walk(v) for v in node.values())
+            if isinstance(node, list):
+                return any(walk(v) for v in node)
+            return False
+        assert walk(state)
+    _rewrite(path, bad_dtype)
+    with pytest.raises(ValueError, match="dtype"):
+        skpred.load(path)
