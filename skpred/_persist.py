@@ -500,6 +500,10 @@ def load(path, device=None):
         est = _restore(metadata.get("class"), decoder(state))
     except RecursionError:
         raise ValueError(f"{path} has corrupt metadata (nested too deeply).") from None
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        # At the file boundary: any value of the wrong kind where the format
+        # has a structure is a corrupt file, reported as such.
+        raise ValueError(f"{path} has corrupt metadata: {exc!r}.") from None
     unused = set(tensors) - decoder.used
     if unused:
         raise ValueError(f"{path} holds tensors its metadata never uses: {sorted(unused)[:5]}.")

@@ -252,3 +252,53 @@ def test_hostile_descriptions_are_refused_before_allocating(data, tmp_path):
     _rewrite(path, bad_dtype)
     with pytest.raises(ValueError, match="dtype"):
         skpred.load(path)
+
+
+def test_randomly_corrupted_metadata_gives_value_errors_only(data, tmp_path):
+    """Breakage caught: a malformed value in a file (a list where a mapping
+    belongs, a negative size, a missing tensor name, a string for a number)
+    escaping as a TypeError/KeyError/RuntimeError from deep inside, or
+    being accepted into a broken estimator that fails later. 150 seeded
+    corruptions of a saved classifier's metadata: each load either raises
+    a ValueError or gives an estimator that still predicts."""
+    X, y = data
+    est = _fit(PredictedMLPClassifier((16,), max_iter=1, **CPU), X, y)
+    path = tmp_path / "m.st"
+    est.save(path)
+    tensors, meta = read_safetensors(path)
+    original = json.loads(meta["state"])
+    replacements = [None, -1, 0, 10 ** 12, 2.5, "x", [], {}, [1, 2], {"__tensor__": "nope"},
+                    {"__tuple__": 3}, {"__dict__": [[1]]}, {"__array__": 5}, True]
+
+    def nodes(node, out):
+        out.append(node)
+        if isinstance(node, dict):
+            for v in node.values():
+                nodes(v, out)
+        elif isinstance(node, list):
+            for v in node:
+                nodes(v, out)
+        return out
+
+    rng = np.random.RandomState(0)
+    refused = 0
+    for _ in range(150):
+        state = json.loads(json.dumps(original))
+        containers = [n for n in nodes(state, []) if isinstance(n, (dict, list)) and n]
+        parent = containers[rng.randint(len(containers))]
+        key = (list(parent)[rng.randint(len(parent))] if isinstance(parent, dict)
+               else rng.randint(len(parent)))
+        parent[key] = replacements[rng.randint(len(replacements))]
+        meta["state"] = json.dumps(state)
+        write_safetensors(path, tensors, meta)
+        try:
+            loaded = skpred.load(path)
+        except ValueError:
+            refused += 1
+            continue
+        # accepted: then it must work as a model
+        try:
+            loaded.predict(X[:5])
+        except ValueError:
+            pass  # refusing bad input at predict time is also a clear error
+    assert refused > 50
