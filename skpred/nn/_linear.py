@@ -6,7 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "as_dictionary_tensor"]
+__all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "as_dictionary_tensor",
+           "flush_subnormals"]
 
 _PATHS = ("auto", "pool", "dense")
 
@@ -41,7 +42,22 @@ def as_dictionary_tensor(dictionaries, n_rows, device=None, dtype=None) -> Tenso
     if not torch.isfinite(U).all():
         raise ValueError("dictionaries contain NaN or infinity.")
     dtype = dtype if dtype is not None else torch.get_default_dtype()
-    return U.to(device=device, dtype=dtype).clone()
+    return flush_subnormals(U.to(device=device, dtype=dtype).clone())
+
+
+def flush_subnormals(t: Tensor) -> Tensor:
+    """Set the entries below the dtype's smallest normal number to zero, in place.
+
+    Smooth kernels (se: ``exp(-d^2 / 2)``) have entries that underflow into
+    float32's subnormal range (below 1.2e-38) for distant locations. CPUs
+    compute with subnormals tens of times slower (measured: an se layer of
+    10 columns took 5.2 ms per step instead of 0.6), and their size is far
+    below float32's resolution next to the entries that matter, so zero is
+    the same number for every result.
+    """
+    if t.is_floating_point():
+        t.masked_fill_(t.abs() < torch.finfo(t.dtype).tiny, 0.0)
+    return t
 
 
 def _split_units(n_units: int, n_columns: int, what: str = "out_features") -> int:
@@ -452,10 +468,11 @@ class SEPredictedLinear(PredictedLinear):
                          device=device, dtype=dtype, path=path)
         dtype = self.V.dtype
         self.image_shape = (rows, cols, channels)
-        self.register_buffer("G_rows", G_r.to(device=device, dtype=dtype))
-        self.register_buffer("G_cols", G_c.to(device=device, dtype=dtype))
+        self.register_buffer("G_rows", flush_subnormals(G_r.to(device=device, dtype=dtype)))
+        self.register_buffer("G_cols", flush_subnormals(G_c.to(device=device, dtype=dtype)))
         self.register_buffer("alpha_index", alphas.reshape(-1).to(device))
-        self.register_buffer("M", torch.stack(inverses).to(device=device, dtype=dtype))
+        self.register_buffer("M", flush_subnormals(torch.stack(inverses).to(device=device,
+                                                                            dtype=dtype)))
 
     def _costs(self, batch: Optional[int]) -> dict:
         """``"auto"`` still chooses between pool and dense only: measured on
