@@ -281,7 +281,11 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         check_is_fitted(self)
         X = validate_floats(self, X, reset=False, accept_sparse="csr")
-        return np.asarray(X @ self.components_.T.astype(X.dtype, copy=False))
+        U = self.components_.T.astype(X.dtype)
+        # float32 subnormals (se entries of distant pixels) are zero, as in the
+        # predicted layers: same results, products tens of times faster on a CPU
+        U[np.abs(U) < np.finfo(U.dtype).tiny] = 0
+        return np.asarray(X @ U)
 
     def predict_weights(self, V):
         """Map learned weights V to full predicted weights ``W = U V``.
