@@ -10,7 +10,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context,
+                          is_classifier)
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -312,10 +313,10 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             # Same parameters and data on every rank, or a clear error (not
             # a hang or a silently different model).
             params = {k: v for k, v in self.get_params(deep=False).items() if k != "device"}
-            dp.check_same("the estimator's parameters", [type(self).__name__, params],
-                          _training.resolve_device(self.device))
+            where = _training.resolve_device(self.device)
+            dp.check_same("the estimator's parameters", [type(self).__name__, params], where)
             dp.check_same("the training data", _distributed.fingerprint(X, y, sample_weight),
-                          _training.resolve_device(self.device))
+                          where)
         # partial_fit has set classes_ already (from its `classes`).
         targets, n_outputs = self._targets(y, first_call=not incremental and not partial)
         weights = self._weights(X, targets, sample_weight, partial)
@@ -330,7 +331,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         if early:
             train_idx, val_idx = train_test_split(
                 np.arange(len(targets)), test_size=self.validation_fraction,
-                stratify=targets if is_classifier_like(self) else None, random_state=rng,
+                stratify=targets if is_classifier(self) else None, random_state=rng,
             )
             train_idx.sort()
         X_t = _training.to_device(X, device)  # the one copy of X on the device
@@ -385,17 +386,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 self.learning_rate_decay, samples_seen=getattr(self, "_samples_seen", 0))
 
             def batch_loss(xb, yb, wb=None):
-                losses = self._per_sample_loss(module(xb), yb)
-                if wb is None:
-                    return losses.mean()
-                return losses @ wb / wb.sum().clamp_min(1e-12)
+                return _training.weighted_mean(self._per_sample_loss(module(xb), yb), wb)
 
             def validation():
                 with torch.no_grad():
                     out = _training.apply_in_batches(module, X_val)
-                    losses = self._per_sample_loss(out, y_val)
-                    loss = (losses.mean() if w_val is None
-                            else losses @ w_val / w_val.sum().clamp_min(1e-12))
+                    loss = _training.weighted_mean(self._per_sample_loss(out, y_val), w_val)
                     return self._validation_score(out, y_val, w_val), loss.item()
 
             result = _training.train_epochs(
@@ -472,12 +468,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             raise ValueError("The file's network is not one this estimator builds.")
         if not isinstance(getattr(self, "n_features_in_", None), int):
             raise ValueError("The file's n_features_in_ is not an integer.")
-        if is_classifier_like(self) and not (isinstance(self.classes_, np.ndarray)
+        if is_classifier(self) and not (isinstance(self.classes_, np.ndarray)
                                              and self.classes_.ndim == 1):
             raise ValueError("The file's classes_ is not a 1-D array.")
         self._check_architecture_unchanged()
         layers = self.module_.weight_layers()
-        expected = len(self.classes_) if is_classifier_like(self) else self.n_outputs_
+        expected = len(self.classes_) if is_classifier(self) else self.n_outputs_
         if layers[-1].out_features != expected:
             raise ValueError(f"The file's network has {layers[-1].out_features} outputs, but "
                              f"its fitted attributes say {expected}.")
@@ -509,10 +505,6 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         tags.input_tags.sparse = bool(self._accept_sparse)
         tags.non_deterministic = False
         return tags
-
-
-def is_classifier_like(est):
-    return isinstance(est, ClassifierMixin)
 
 
 class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
@@ -573,8 +565,7 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
         return F.cross_entropy(out, yb, reduction="none")
 
     def _validation_score(self, out, y, w):
-        correct = (out.argmax(1) == y).float()
-        return (correct.mean() if w is None else correct @ w / w.sum().clamp_min(1e-12)).item()
+        return _training.weighted_mean((out.argmax(1) == y).float(), w).item()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -605,6 +596,11 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
                     f"partial_fit, which was {self.classes_.tolist()}.")
         return self._partial_fit(X, y, sample_weight, classes)
 
+    def _logits(self, X):
+        """The logits as a tensor, float32 for float32 X, else float64."""
+        out, dtype = self._outputs(X)
+        return torch.as_tensor(out).to(torch.float64 if dtype == np.float64 else torch.float32)
+
     def decision_function(self, X):
         """The network's logits.
 
@@ -616,23 +612,18 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
             of the two logits, the log-odds); float32 for float32 X, else
             float64.
         """
-        out, dtype = self._outputs(X)
-        out = out.astype(dtype, copy=False)
+        out = self._logits(X).numpy()
         return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes): float32 for
         float32 X, else float64 (the softmax is taken in that precision)."""
-        out, dtype = self._outputs(X)
-        logits = torch.as_tensor(out).to(torch.float64 if dtype == np.float64 else torch.float32)
-        return torch.softmax(logits, dim=1).numpy()
+        return torch.softmax(self._logits(X), dim=1).numpy()
 
     def predict_log_proba(self, X):
         """Log of the class probabilities, shape (n_samples, n_classes), the
         dtype as ``predict_proba``."""
-        out, dtype = self._outputs(X)
-        logits = torch.as_tensor(out).to(torch.float64 if dtype == np.float64 else torch.float32)
-        return torch.log_softmax(logits, dim=1).numpy()
+        return torch.log_softmax(self._logits(X), dim=1).numpy()
 
     def predict(self, X):
         """Predicted class labels, shape (n_samples,)."""

@@ -220,7 +220,9 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
         raise ValueError("length_scale='loo' selects by kernel ridge regression and needs a "
                          "ridge: a number, or 'auto' to select it too.")
     needs_data = name in DATA_KERNELS or name == "callable" or loo
-    if (name == "callable" or loo) and type(data).__name__ == "SparseRows":
+    from ._training import SparseRows  # torch only where needed
+
+    if (name == "callable" or loo) and isinstance(data, SparseRows):
         raise ValueError("Callable kernels and length_scale='loo' read the data as a dense "
                          "array; with sparse X use 'emp', 'emp2', 'ae' or a data-free kernel.")
     if needs_data:

@@ -122,6 +122,14 @@ class SparseRows:
         return SparseRows(indptr, self.indices[pos], self.values[pos], self.shape[1])
 
 
+def weighted_mean(values, weights=None):
+    """``values.mean()``, or ``sum(w v) / sum(w)`` with per-sample weights
+    (0 when the weights are all zero)."""
+    if weights is None:
+        return values.mean()
+    return values @ weights / weights.sum().clamp_min(1e-12)
+
+
 def take_rows(X, idx):
     """Rows ``idx`` of a device tensor or of a :class:`SparseRows` (kept sparse)."""
     return X.take(idx) if isinstance(X, SparseRows) else X[idx]
@@ -670,7 +678,7 @@ def fit_tied_autoencoder(
         if wb is None:
             return ((x_hat - xb) ** 2).mean()
         # sample weights: the weighted mean of each sample's mean error
-        return ((x_hat - xb) ** 2).mean(1) @ wb / wb.sum().clamp_min(1e-12)
+        return weighted_mean(((x_hat - xb) ** 2).mean(1), wb)
 
     optimizer = make_optimizer(holder, "adam", learning_rate)
     return train_epochs(
