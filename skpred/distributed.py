@@ -36,7 +36,6 @@ import os
 import pickle
 import socket
 import tempfile
-import time
 import traceback
 import warnings
 from contextlib import contextmanager
@@ -173,7 +172,6 @@ def run_workers(target, args, n_workers=2, backend="gloo", timeout=300.0):
                     p.terminate()
             for p in procs:
                 p.join()
-            time.sleep(0.05)
             # A worker that died without a Python error (killed, os._exit,
             # a segfault) is the cause; the others then fail in a collective.
             written = {int(n.split(".")[1]) for n in os.listdir(tmp) if n.startswith("error.")}
