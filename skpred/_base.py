@@ -385,8 +385,13 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 self.learning_rate, self.learning_rate_init, self.power_t,
                 self.learning_rate_decay, samples_seen=getattr(self, "_samples_seen", 0))
 
+            epochs = 0 if interrupted else epochs
+            batch_size = resolve_batch_size(self.batch_size, X_t.shape[0])
+            # What the loop reads (X, or X's fixed pooling) and its network.
+            feed, forward = self._training_feed(module, X_t, epochs, batch_size)
+
             def batch_loss(xb, yb, wb=None):
-                return _training.weighted_mean(self._per_sample_loss(module(xb), yb), wb)
+                return _training.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
 
             def validation():
                 with torch.no_grad():
@@ -395,9 +400,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                     return self._validation_score(out, y_val, w_val), loss.item()
 
             result = _training.train_epochs(
-                module, batch_loss, X_t, y_t, self._optimizer,
-                epochs=0 if interrupted else epochs,
-                batch_size=resolve_batch_size(self.batch_size, X_t.shape[0]),
+                module, batch_loss, feed, y_t, self._optimizer,
+                epochs=epochs, batch_size=batch_size,
                 shuffle=self.shuffle, generator=generator,
                 after_step=self._after_step(module),
                 validation_score=validation if early else None,
@@ -430,6 +434,14 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         else:
             self.__dict__.pop("communication_", None)
         return self
+
+    def _training_feed(self, module, X_t, epochs, batch_size):
+        """``(feed, forward)``: the training loop computes ``forward(feed[rows])``.
+
+        By default X itself and the module; a network may substitute a
+        fixed transformation of X computed once (see ``_MLPNetwork``).
+        """
+        return X_t, module
 
     def _after_step(self, module):
         """Called after every optimiser step (constraints); None for nothing."""

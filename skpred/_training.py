@@ -114,6 +114,11 @@ class SparseRows:
         out[row_of, self.indices[pos]] = self.values[pos]
         return out
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the CSR arrays."""
+        return sum(t.numel() * t.element_size() for t in (self.indptr, self.indices, self.values))
+
     def take(self, idx):
         """The rows ``idx`` as a new SparseRows (on the same device)."""
         rows = self._rows(idx)
@@ -145,6 +150,22 @@ def to_device(X, device, dtype=torch.float32):
     if sp.issparse(X):
         return SparseRows.from_scipy(X, device, dtype)
     return torch.tensor(X, dtype=dtype, device=device)
+
+
+def nbytes(X) -> int:
+    """Bytes a device tensor or a :class:`SparseRows` holds."""
+    return X.nbytes if isinstance(X, SparseRows) else X.numel() * X.element_size()
+
+
+def has_room(n_bytes: int, device) -> bool:
+    """Whether an optional tensor of ``n_bytes`` may be allocated on
+    ``device``: always on the CPU; on a GPU when it takes at most half of
+    the free memory (room is left for the training step itself)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return n_bytes <= free // 2
 
 
 def reset_linear_(layer: nn.Module, generator: torch.Generator) -> None:

@@ -277,21 +277,70 @@ class PredictedLinear(_Factored):
                 f"values in the last dimension, got input of shape {tuple(input.shape)}.")
         lead = input.shape[:-1]
         x = input.reshape(-1, self.in_features)
-        B = x.shape[0]
         # Training picks the ordering for its batch; evaluation one per layer.
-        route = self._route(B if self.training else None)
+        route = self._route(x.shape[0] if self.training else None)
         if route != "dense":
-            z = self._pooled(x, route)  # (B, C*a): every column's pooling at once
-            if self.n_columns == 1:
-                out = z @ self.V[0]
-            else:
-                z = z.view(B, self.n_columns, self.n_atoms).transpose(0, 1)
-                out = torch.bmm(z, self.V).transpose(0, 1).reshape(B, self.out_features)
-        else:
-            out = x @ self._weight_in_out()
+            # (B, C*a): every column's pooling at once, then the learned map
+            return self.forward_pooled(self._pooled(x, route)).reshape(*lead, self.out_features)
+        out = x @ self._weight_in_out()
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*lead, self.out_features)
+
+    @property
+    def fixed_dictionary(self) -> bool:
+        """Whether U is fixed (a buffer), so that :meth:`pool` depends on
+        the input only (False for :class:`LowRankLinear`)."""
+        return not self.U.requires_grad
+
+    def pool(self, input: Tensor) -> Tensor:
+        """The fixed half of the layer: ``x U`` for every column at once.
+
+        Returns shape ``(..., n_columns * n_atoms)`` (column ``c`` in the
+        slice ``[c*a:(c+1)*a]``); ``forward_pooled(pool(x))`` equals
+        ``forward(x)`` up to rounding. With a fixed U it depends on the
+        input only: when the input does not change between epochs (the
+        first layer on its training data) it can be computed once and only
+        :meth:`forward_pooled` run per step, which is what the estimators do
+        when it is cheaper.
+        """
+        if input.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{type(self).__name__}.pool expects inputs with in_features="
+                f"{self.in_features} values in the last dimension, got input of shape "
+                f"{tuple(input.shape)}.")
+        x = input.reshape(-1, self.in_features)
+        route = self._route(x.shape[0] if self.training else None)
+        z = self._pooled(x, "pool" if route == "dense" else route)
+        return z.reshape(*input.shape[:-1], self.n_columns * self.n_atoms)
+
+    def forward_pooled(self, pooled: Tensor) -> Tensor:
+        """The learned half of the layer: ``(x U) V + b`` from :meth:`pool`'s output."""
+        width = self.n_columns * self.n_atoms
+        if pooled.shape[-1] != width:
+            raise ValueError(
+                f"{type(self).__name__}.forward_pooled expects n_columns * n_atoms = {width} "
+                f"values in the last dimension, got input of shape {tuple(pooled.shape)}.")
+        lead = pooled.shape[:-1]
+        z = pooled.reshape(-1, width)
+        B = z.shape[0]
+        if self.n_columns == 1:
+            out = z @ self.V[0]
+        else:
+            z = z.view(B, self.n_columns, self.n_atoms).transpose(0, 1)
+            out = torch.bmm(z, self.V).transpose(0, 1).reshape(B, self.out_features)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*lead, self.out_features)
+
+    def pool_once_cost(self, epochs: int, batch: Optional[int]) -> dict:
+        """Multiply-adds per sample over ``epochs`` passes over data that
+        does not change: ``"per step"`` runs :meth:`forward` on every batch
+        (the cheaper ordering each time), ``"pool once"`` runs :meth:`pool`
+        once and :meth:`forward_pooled` on every batch."""
+        C, a = self.n_columns, self.n_atoms
+        return {"per step": epochs * min(self._costs(batch).values()),
+                "pool once": C * a * self.in_features + epochs * a * self.out_features}
 
     def to_dense(self) -> nn.Linear:
         """An equivalent ``torch.nn.Linear`` holding the materialised weight."""

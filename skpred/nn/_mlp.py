@@ -67,6 +67,23 @@ class PredictedMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.output(self.features(x))
 
+    def forward_pooled(self, pooled: Tensor) -> Tensor:
+        """The logits from ``hidden[0].pool(x)`` (a predicted first layer).
+
+        Equals ``forward(x)`` up to rounding; lets a training loop pool its
+        fixed inputs through the first layer's fixed dictionary once rather
+        than on every step.
+        """
+        first = self.hidden[0]
+        if not hasattr(first, "forward_pooled"):
+            raise ValueError(f"forward_pooled needs a predicted first layer, got "
+                             f"{type(first).__name__}.")
+        act = ACTIVATIONS[self.activation]
+        x = act(first.forward_pooled(pooled))
+        for layer in self.hidden[1:]:
+            x = act(layer(x))
+        return self.output(x)
+
     def weight_layers(self) -> List[nn.Module]:
         """All layers with weights, output last."""
         return [*self.hidden, self.output]
