@@ -13,7 +13,7 @@ from sklearn.svm import LinearSVC
 
 from skpred import ImageEncoder, PredictedRICA, ZCAWhitening
 from skpred._image import normalize_patches, sample_patches
-from skpred._rica import rica_objective
+from skpred._rica import CONTRASTS, rica_objective
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,21 @@ def test_gradient_matches_gradcheck_in_float64():
 
         V = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(f, (V,))
+
+
+def test_logcosh_contrast_stays_finite_and_exact_for_large_responses():
+    """Breakage caught: ``log(cosh(u))`` written naively (cosh overflows
+    float32 beyond |u| = 89: inf, then NaN gradients), a lost sign in the
+    hand-written derivative. Reference: NumPy's logaddexp in float64 and
+    the derivative tanh(u)."""
+    u = np.array([-1e30, -200.0, -3.0, -0.5, 0.0, 1e-3, 2.0, 100.0, 1e30], dtype=np.float32)
+    t = torch.tensor(u, requires_grad=True)
+    value = CONTRASTS["logcosh"](t, 1e-2)
+    value.sum().backward()
+    ref = np.logaddexp(u.astype(np.float64), -u.astype(np.float64)) - np.log(2.0)
+    np.testing.assert_allclose(value.detach().numpy(), ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(t.grad.numpy(), np.tanh(u.astype(np.float64)), rtol=1e-6,
+                               atol=1e-7)
 
 
 def test_objective_decreases_monotonically_under_lbfgs(fitted):
