@@ -6,18 +6,22 @@ The paper's second CIFAR-10 conv layer: 48 -> 64 channels, 8x8 filters,
 filters, one column), built by skpred as PredictedConvNetClassifier builds
 it. Forward and backward per batch (milliseconds, median of --repeats
 after a warm-up), every path on the same input, multiply-adds per output
-position beside it. Writes bench_conv_layer.json.
+position beside it. Writes benchmarks/results/conv_layer.json (``--json``).
 
     python benchmarks/bench_conv_layer.py [--device cuda] [--batch 128]
 """
 
 import argparse
-import json
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 
 def timed(fn, device, repeats):
@@ -39,7 +43,7 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", default="bench_conv_layer.json")
+    p.add_argument("--json", default=None, help="where to write the JSON ('' for nowhere)")
     args = p.parse_args(argv)
 
     from skpred import _kernels
@@ -74,13 +78,12 @@ def main(argv=None):
         rows.append(dict(path=path, ms=ms, ratio=ms / base, macs_per_position=macs[path]))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; "
           f"48->64 channels, 8x8, 16x16 maps, batch {args.batch}, {a} se filters")
-    print("| path | ms / batch (fwd+bwd) | x nn.Conv2d | multiply-adds / position |")
-    print("|---|---|---|---|")
-    for r in rows:
-        m = f"{r['macs_per_position']:,}" if r["macs_per_position"] else "as chosen"
-        print(f"| {r['path']} | {r['ms']:.1f} | {r['ratio']:.2f} | {m} |")
-    with open(args.out, "w") as f:
-        json.dump(rows, f, indent=1)
+    table = [[r["path"], f"{r['ms']:.1f}", f"{r['ratio']:.2f}",
+              f"{r['macs_per_position']:,}" if r["macs_per_position"] else "as chosen"]
+             for r in rows]
+    emit("conv_layer" if device.type == "cpu" else f"conv_layer_{device.type}",
+         ["path", "ms / batch (fwd+bwd)", "x nn.Conv2d", "multiply-adds / position"], table,
+         rows, f"python benchmarks/bench_conv_layer.py --device {args.device}", args.json)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ is reported as skipped.
 """
 
 import argparse
-import json
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -38,6 +38,9 @@ import warnings
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 SIZES = (500, 500)
 # The authors fine-tune at 0.01 after pretraining; from a random start that
@@ -197,7 +200,9 @@ def main(argv=None):
     parser.add_argument("--data", default=None, help="folder of the MNIST IDX files")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--json", default=None,
+                        help="where to write the JSON (default benchmarks/results/mlp.json; '' "
+                             "for nowhere)")
     args = parser.parse_args(argv)
 
     X, Xt, y, yt = load(args.data)
@@ -225,18 +230,17 @@ def main(argv=None):
             rows[name]["peak_mb"] = peak_memory_mb(name, args.data)
     ref = rows.get("bare torch loop", {}).get("sec_per_epoch")
     print()
-    header = (f"| {'model':<28} | s/epoch | vs torch loop | set-up s | fit s ({args.epochs} epochs) "
-              f"| test acc | peak MB |")
-    print(header)
-    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    table = []
     for name, r in rows.items():
-        ratio = f"{r['sec_per_epoch'] / ref:.2f}x" if ref else "n/a"
-        mem = f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
-        print(f"| {name:<28} | {r['sec_per_epoch']:7.3f} | {ratio:>13} | {r['setup_seconds']:8.2f} "
-              f"| {r['fit_seconds']:.2f} | {r['test_accuracy']:8.3f} | {mem:>7} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        table.append([name, f"{r['sec_per_epoch']:.3f}",
+                      f"{r['sec_per_epoch'] / ref:.2f}x" if ref else "n/a",
+                      f"{r['setup_seconds']:.2f}", f"{r['fit_seconds']:.2f}",
+                      f"{r['test_accuracy']:.3f}",
+                      f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"])
+    emit("mlp", ["model", "s/epoch", "vs torch loop", "set-up s", f"fit s ({args.epochs} epochs)",
+                 "test acc", "peak MB"], table, rows,
+         "python benchmarks/bench_mlp.py" + (f" --data {args.data}" if args.data else ""),
+         args.json)
     return 0
 
 

@@ -21,11 +21,16 @@ accuracy first reaches the target, or "-" within ``2 * --epochs`` epochs.
 """
 
 import argparse
+import os
+import sys
 import time
 import warnings
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 
 def curve(make, X_tr, y_tr, X_te, y_te, max_epochs):
@@ -46,24 +51,30 @@ def first_reach(points, target):
     return next(((i + 1, s) for i, (s, acc) in enumerate(points) if acc >= target), (None, None))
 
 
-def run(title, makers, data, epochs):
+def run(name, title, makers, data, epochs, json_path):
     X_tr, X_te, y_tr, y_te = data
     (dense_label, make_dense), *others = makers
     dense_points, _ = curve(make_dense, X_tr, y_tr, X_te, y_te, epochs)
     target = dense_points[-1][1]
     d_epoch, d_seconds = first_reach(dense_points, target)
     print(f"\n{title}: target = dense accuracy after {epochs} epochs = {target:.4f}")
-    print("| model | fraction learned | epochs to target | seconds to target | vs dense | "
-          f"accuracy after {epochs} epochs |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {dense_label} | 1.000 | {d_epoch} | {d_seconds:.2f} | 1.00x | {target:.4f} |")
+    rows = [[dense_label, "1.000", d_epoch, f"{d_seconds:.2f}", "1.00x", f"{target:.4f}"]]
+    data_rows = [dict(model=dense_label, fraction_learned=1.0, curve=dense_points,
+                      epochs_to_target=d_epoch, seconds_to_target=d_seconds)]
     for label, make in others:
         points, est = curve(make, X_tr, y_tr, X_te, y_te, 2 * epochs)
         epoch, seconds = first_reach(points, target)
         reached = "-" if epoch is None else f"{seconds:.2f}"
         ratio = "-" if epoch is None else f"{seconds / d_seconds:.2f}x"
-        print(f"| {label} | {est.fraction_learned_:.3f} | {epoch or '-'} | {reached} | {ratio} | "
-              f"{points[epochs - 1][1]:.4f} |", flush=True)
+        rows.append([label, f"{est.fraction_learned_:.3f}", epoch or "-", reached, ratio,
+                     f"{points[epochs - 1][1]:.4f}"])
+        data_rows.append(dict(model=label, fraction_learned=est.fraction_learned_, curve=points,
+                              epochs_to_target=epoch, seconds_to_target=seconds))
+        print(f"  {rows[-1]}", flush=True)
+    emit(name, ["model", "fraction learned", "epochs to target", "seconds to target",
+                "vs dense", f"accuracy after {epochs} epochs"], rows,
+         dict(target=target, rows=data_rows), "python benchmarks/bench_time_to_accuracy.py",
+         json_path and json_path.replace(".json", f"_{name}.json"))
 
 
 def main(argv=None):
@@ -72,6 +83,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--conv-epochs", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None,
+                   help="JSON path stem (NAME.json gets _mlp/_conv; '' for nowhere)")
     args = p.parse_args(argv)
 
     import torch
@@ -94,9 +107,9 @@ def main(argv=None):
             PAPER_MLP_SETTINGS, pretrain_epochs=5, learning_rate_init=0.1, device=args.device,
             random_state=0, **params))
 
-    run("MLP 784-500-500-10", [("dense", mlp(dictionary=None))] + [
+    run("time_to_accuracy_mlp", "MLP 784-500-500-10", [("dense", mlp(dictionary=None))] + [
         (f"SE-Emp a={a}, 10 columns", mlp(alpha_fraction=a, n_columns=10))
-        for a in (0.05, 0.1, 0.25)], data, args.epochs)
+        for a in (0.05, 0.1, 0.25)], data, args.epochs, args.json)
 
     def conv(**params):
         return lambda: PredictedConvNetClassifier(**dict(
@@ -104,9 +117,9 @@ def main(argv=None):
             n_columns=(1, 1, 5), image_shape=(28, 28, 1), solver="adam",
             learning_rate_init=3e-3, device=args.device, random_state=0, **params))
 
-    run("ConvNet conv 16 5x5, conv 32 5x5, dense 100", [("dense", conv(dictionary=None))] + [
+    run("time_to_accuracy_conv", "ConvNet conv 16 5x5, conv 32 5x5, dense 100", [("dense", conv(dictionary=None))] + [
         (f"se a={a}", conv(dictionary="se", alpha_fraction=a)) for a in (0.25, 0.5)],
-        data, args.conv_epochs)
+        data, args.conv_epochs, args.json)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
 # 1. the gpu tests (20: fit/pickle/load on CUDA against the CPU)
 timeout 300 $py -m pytest -m gpu -q tests/test_gpu.py 2>&1 | tail -5 | tee "$out/pytest_gpu.txt"
 # 2. one predicted conv layer on each path (pool, dense, separable) against nn.Conv2d
-timeout 120 $py benchmarks/bench_conv_layer.py --device cuda --out "$out/bench_conv_layer.json" \
+timeout 120 $py benchmarks/bench_conv_layer.py --device cuda --json "$out/bench_conv_layer.json" \
     2>&1 | grep -v Warning | tee "$out/bench_conv_layer.txt"
 # 3. the paper's MLP per epoch against a bare torch loop (dense, SE-Emp 1 and 10 columns)
 timeout 240 $py benchmarks/bench_gpu.py 2>&1 | tail -12 | tee "$out/bench_gpu.txt"

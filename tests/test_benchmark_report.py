@@ -1,0 +1,65 @@
+"""benchmarks/_report.py and update_readme.py: the README's benchmark tables
+come from the JSON the benchmarks write."""
+
+import json
+import os
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+@pytest.fixture
+def tools(monkeypatch):
+    monkeypatch.syspath_prepend(BENCH)
+    import _report
+    import update_readme
+    yield _report, update_readme
+    for name in ("_report", "update_readme"):
+        sys.modules.pop(name, None)
+
+
+def test_emit_prints_and_writes_the_table(tools, tmp_path, capsys):
+    _report, _ = tools
+    path = tmp_path / "x.json"
+    _report.emit("x", ["a", "b"], [[1, "2.50"], ["c", 3]], {"raw": [1.0]}, "python x.py",
+                 str(path))
+    out = capsys.readouterr().out
+    assert "| a | b |\n|---|---|\n| 1 | 2.50 |\n| c | 3 |" in out
+    result = json.loads(path.read_text())
+    assert result["rows"] == [["1", "2.50"], ["c", "3"]]
+    assert result["data"] == {"raw": [1.0]} and result["command"] == "python x.py"
+    assert "torch" in result["machine"]
+    _report.emit("y", ["a"], [[1]], {}, "cmd", "")  # "" writes nothing
+    assert sorted(os.listdir(tmp_path)) == ["x.json"]
+
+
+def test_update_rewrites_only_marked_blocks_with_a_json(tools, tmp_path):
+    # Caught: a block replaced with another benchmark's table, text outside
+    # the markers touched, a block without its JSON emptied.
+    _, update_readme = tools
+    (tmp_path / "one.json").write_text(json.dumps(dict(
+        header=["k", "s"], rows=[["64", "1.00"]], command="python one.py", date="2026-11-27",
+        machine="m")))
+    readme = ("intro\n<!-- bench: one -->\nold table\n<!-- /bench -->\nmiddle\n"
+              "<!-- bench: two -->\nkept\n<!-- /bench -->\nend\n")
+    text, done = update_readme.update(readme, str(tmp_path))
+    assert done == ["one"]
+    assert text == ("intro\n<!-- bench: one -->\n| k | s |\n|---|---|\n| 64 | 1.00 |\n\n"
+                    "<sub>`python one.py`, 2026-11-27, m</sub>\n<!-- /bench -->\nmiddle\n"
+                    "<!-- bench: two -->\nkept\n<!-- /bench -->\nend\n")
+    assert update_readme.update(text, str(tmp_path))[0] == text  # idempotent
+
+
+def test_every_readme_block_has_its_json():
+    # The README's tables are regenerated from committed results: a marker
+    # without its JSON would silently keep a hand-edited table.
+    root = os.path.dirname(BENCH)
+    with open(os.path.join(root, "README.md")) as f:
+        text = f.read()
+    import re
+    names = re.findall(r"<!-- bench: ([\w-]+) -->", text)
+    assert names, "the README marks no benchmark table"
+    for name in names:
+        assert os.path.exists(os.path.join(BENCH, "results", f"{name}.json")), name
