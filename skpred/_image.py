@@ -346,7 +346,7 @@ class ImageEncoder(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 P = torch.nn.functional.unfold(imgs, (ph, pw), stride=self.stride)  # (B, d, L)
                 P = P - P.mean(dim=1, keepdim=True)
                 P = P / torch.sqrt(P.var(dim=1, unbiased=False, keepdim=True) + self.norm_epsilon)
-                Z = torch.einsum("kd,bdl->bkl", F, P) + bias[None, :, None]
+                Z = torch.matmul(F, P) + bias[None, :, None]
                 E = encode(Z, self.threshold).reshape(len(xb), -1, oh, ow)
                 pooled = [E[:, :, r0:r1, c0:c1].sum(dim=(2, 3))
                           for r0, r1 in _bin_edges(oh) for c0, c1 in _bin_edges(ow)]

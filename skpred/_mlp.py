@@ -47,6 +47,31 @@ PAPER_MLP_SETTINGS = dict(
 )
 
 
+def pool_once(layer, X_t, epochs, batch_size):
+    """``layer.pool(X)`` for the whole training set, or None where it does
+    not pay.
+
+    A predicted layer reads its input through a fixed U; while the input
+    does not change (layer 1 on X during fine-tuning; every layer during
+    its greedy pretraining, the layers below being fixed), ``X U`` is the
+    same on every epoch. When computing it once and running only ``(X U)
+    V`` per step costs fewer multiply-adds over the epochs than running the
+    layer on every step, training reads ``X U`` instead of X, provided it
+    takes no more memory than X (dense X: ``C * a <= n_in``; sparse X: no
+    more bytes than its CSR arrays) and, on a GPU, at most half of the free
+    memory. The result equals the per-step computation up to rounding.
+    """
+    if epochs < 1 or not getattr(layer, "fixed_dictionary", False):
+        return None
+    costs = layer.pool_once_cost(epochs, batch_size)
+    pooled_bytes = (X_t.shape[0] * layer.n_columns * layer.n_atoms
+                    * torch.empty((), dtype=X_t.dtype).element_size())
+    if (costs["pool once"] >= costs["per step"] or pooled_bytes > _training.nbytes(X_t)
+            or not _training.has_room(pooled_bytes, X_t.device)):
+        return None
+    return _training.apply_in_batches(layer.pool, X_t)
+
+
 class _MLPNetwork:
     """The MLP's layers, dictionaries and pretraining, shared by the
     classifier and the regressor (the task comes from the other base)."""
@@ -160,6 +185,8 @@ class _MLPNetwork:
                 # skips fine-tuning; the layers above are still built.
                 result = _training.fit_tied_autoencoder(
                     layer, inputs_t, act, epochs=self.pretrain_epochs,
+                    # its input is fixed while it pretrains (greedy): pooled once
+                    pooled=pool_once(layer, inputs_t, self.pretrain_epochs, batch_size),
                     batch_size=batch_size, learning_rate=self.pretrain_learning_rate,
                     generator=generator, verbose=context["verbose"],
                     after_step=self._max_norm_step([layer]),
@@ -187,27 +214,12 @@ class _MLPNetwork:
     # ------------------------------------------------------------- hooks
 
     def _training_feed(self, module, X_t, epochs, batch_size):
-        """Pool the training data through layer 1's fixed dictionary once.
-
-        Layer 1 reads X, which does not change, through a fixed U: ``X U``
-        is the same on every epoch. When computing it once and running only
-        ``(X U) V`` per step costs fewer multiply-adds over the epochs than
-        running the layer on every step, the loop reads ``X U`` instead of
-        X, provided it takes no more memory than X (dense X: ``C * a <=
-        n_in``; sparse X: no more bytes than its CSR arrays) and, on a GPU,
-        at most half of the free memory. The result equals the per-step
-        computation up to rounding.
-        """
-        first = module.hidden[0]
-        if epochs < 1 or not getattr(first, "fixed_dictionary", False):
+        """Fine-tuning reads layer 1's pooling of X when :func:`pool_once`
+        computes it (and runs the network from it), else X."""
+        pooled = pool_once(module.hidden[0], X_t, epochs, batch_size)
+        if pooled is None:
             return X_t, module
-        costs = first.pool_once_cost(epochs, batch_size)
-        pooled_bytes = (X_t.shape[0] * first.n_columns * first.n_atoms
-                        * torch.empty((), dtype=X_t.dtype).element_size())
-        if (costs["pool once"] >= costs["per step"] or pooled_bytes > _training.nbytes(X_t)
-                or not _training.has_room(pooled_bytes, X_t.device)):
-            return X_t, module
-        return _training.apply_in_batches(first.pool, X_t), module.forward_pooled
+        return pooled, module.forward_pooled
 
     def _after_step(self, module):
         return self._max_norm_step(list(module.hidden))

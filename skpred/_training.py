@@ -672,6 +672,7 @@ def fit_tied_autoencoder(
     phase: str = "pretrain",
     progress: Optional[Callable] = None,
     dp=None,
+    pooled: Optional[torch.Tensor] = None,
 ) -> TrainingResult:
     """Train ``layer`` as the encoder of a tied-weight autoencoder.
 
@@ -686,6 +687,11 @@ def fit_tied_autoencoder(
     SGD the sigmoid units of some layers saturate and collapse (measured:
     activation variance 1e-7 on MNIST digits). Adam's step does not depend
     on that scale.
+
+    ``pooled``: ``layer.pool(X)`` computed once (a predicted layer with a
+    fixed U): the encoder then runs ``layer.forward_pooled`` on its rows
+    instead of the layer on X's (the loop draws row indices and reads
+    both).
     """
     device = X.device
     decoder_bias = nn.Parameter(torch.zeros(X.shape[1], device=device, dtype=X.dtype))
@@ -693,8 +699,13 @@ def fit_tied_autoencoder(
     holder.layer = layer
     holder.decoder_bias = decoder_bias
 
-    def batch_loss(xb, _, wb=None):
-        h = activation(layer(xb))
+    def batch_loss(rows_or_xb, _, wb=None):
+        if pooled is None:
+            xb = rows_or_xb
+            h = activation(layer(xb))
+        else:
+            xb = X[rows_or_xb]
+            h = activation(layer.forward_pooled(pooled[rows_or_xb]))
         x_hat = h @ layer.weight + decoder_bias
         if wb is None:
             return ((x_hat - xb) ** 2).mean()
@@ -702,8 +713,9 @@ def fit_tied_autoencoder(
         return weighted_mean(((x_hat - xb) ** 2).mean(1), wb)
 
     optimizer = make_optimizer(holder, "adam", learning_rate)
+    feed = X if pooled is None else torch.arange(X.shape[0], device=device)
     return train_epochs(
-        holder, batch_loss, X, None, optimizer,
+        holder, batch_loss, feed, None, optimizer,
         epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
         after_step=after_step, n_iter_no_change=epochs + 1, verbose=verbose, desc=desc,
         warn_not_converged=False, catch_interrupt=catch_interrupt, weights=weights,

@@ -247,3 +247,43 @@ def test_has_room_leaves_half_the_free_gpu_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
     assert _training.has_room(500, "cuda")
     assert not _training.has_room(501, "cuda")
+
+
+def test_greedy_pretraining_pools_each_layer_input_once(digits, monkeypatch):
+    # While a layer pretrains, the layers below are fixed: its input is
+    # pooled once (layer 1 from X, layer 2 from layer 1's activations), then
+    # fine-tuning pools X once more. Caught: pooling per step, pooling the
+    # wrong layer's input, the autoencoder bypassing the pooled rows.
+    X, y = digits
+    spy = _PoolSpy(monkeypatch)
+    forward_rows = []
+    original_forward = PredictedLinear.forward
+    monkeypatch.setattr(PredictedLinear, "forward", lambda layer, x: forward_rows.append(
+        x.shape[0]) or original_forward(layer, x))
+    clf = _est(hidden_layer_sizes=(20, 20), pretrain=True, pretrain_epochs=3).fit(X, y)
+    assert [type(l).__name__ for l in clf.module_.hidden] == ["PredictedLinear"] * 2
+    assert spy.rows == [len(X), len(X), len(X)]
+    # forward ran once, on all rows: layer 1's activations, layer 2's input;
+    # never on a minibatch (fine-tuning runs layer 2 on layer 1's output,
+    # which changes, so its forward is expected there: 12 batches of 50)
+    assert forward_rows == [len(X)] + [50] * 12 * 4
+    phases = [r["phase"] for r in clf.history_]
+    assert phases == ["pretrain layer 1"] * 3 + ["pretrain layer 2"] * 3 + ["fine-tune"] * 4
+
+
+def test_pooled_pretraining_equals_pretraining_on_x(digits, monkeypatch):
+    # Reference: the same fit with nothing pooled (pool_once returns None)
+    # and the layers on their pooling ordering: equal to float32 rounding.
+    from skpred import _mlp
+
+    X, y = digits
+    monkeypatch.setattr(PredictedLinear, "_route", lambda self, batch: "pool")
+    kw = dict(hidden_layer_sizes=(20, 20), pretrain=True, pretrain_epochs=3)
+    pooled = _est(**kw).fit(X, y)
+    monkeypatch.setattr(_mlp, "pool_once", lambda *args: None)
+    spy = _PoolSpy(monkeypatch)
+    direct = _est(**kw).fit(X, y)
+    assert spy.rows == []
+    losses = [[r["train_loss"] for r in est.history_] for est in (pooled, direct)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+    np.testing.assert_allclose(pooled.predict_proba(X), direct.predict_proba(X), atol=1e-4)
