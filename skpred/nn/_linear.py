@@ -310,9 +310,9 @@ class PredictedLinear(_Factored):
                 f"{self.in_features} values in the last dimension, got input of shape "
                 f"{tuple(input.shape)}.")
         x = input.reshape(-1, self.in_features)
-        route = self._route(x.shape[0] if self.training else None)
-        z = self._pooled(x, "pool" if route == "dense" else route)
-        return z.reshape(*input.shape[:-1], self.n_columns * self.n_atoms)
+        # a forced structured route (SEPredictedLinear's "blur"), else x U
+        route = self.path if self.path not in ("auto", "dense") else "pool"
+        return self._pooled(x, route).reshape(*input.shape[:-1], self.n_columns * self.n_atoms)
 
     def forward_pooled(self, pooled: Tensor) -> Tensor:
         """The learned half of the layer: ``(x U) V + b`` from :meth:`pool`'s output."""
