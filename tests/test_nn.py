@@ -853,6 +853,14 @@ def test_separable_path_is_exact_for_se_banks(columns, kernel, padding, stride, 
     # fewer multiply-adds than pooling: each filter reads one channel
     a = conv.n_atoms
     assert conv.separable_cost() < columns * a * c_in * kh * kw + a * columns * m
+    # counted by hand: every channel's group padded to the largest, each
+    # padded filter a kh x kw pass; the mix reads every padded filter for
+    # one column, the column's a atoms for several
+    U = np.concatenate(banks, axis=1).T.reshape(columns * a, c_in, kh * kw)
+    channel = np.abs(U).sum(2).argmax(1)
+    padded = c_in * np.bincount(channel, minlength=c_in).max()
+    mix = padded * columns * m if columns == 1 else a * columns * m
+    assert conv.separable_cost() == padded * kh * kw + mix
 
 
 def test_separable_path_refuses_a_bank_that_mixes_channels_and_follows_u():

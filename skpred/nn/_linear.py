@@ -257,7 +257,9 @@ class PredictedLinear(_Factored):
         return min(costs, key=costs.get)
 
     def _pooled(self, x: Tensor, route: str) -> Tensor:
-        """``x U`` for every column at once, shape (B, C * a)."""
+        """``x U`` for every column at once, shape (B, C * a); ``route`` is
+        the path or the route chosen (read by subclasses with structured
+        routes)."""
         return x @ self.U
 
     def _weight_in_out(self) -> Tensor:
@@ -310,9 +312,10 @@ class PredictedLinear(_Factored):
                 f"{self.in_features} values in the last dimension, got input of shape "
                 f"{tuple(input.shape)}.")
         x = input.reshape(-1, self.in_features)
-        # a forced structured route (SEPredictedLinear's "blur"), else x U
-        route = self.path if self.path not in ("auto", "dense") else "pool"
-        return self._pooled(x, route).reshape(*input.shape[:-1], self.n_columns * self.n_atoms)
+        # _pooled computes x U whatever the path, by a forced structured
+        # route where there is one (SEPredictedLinear's path="blur")
+        return self._pooled(x, self.path).reshape(*input.shape[:-1],
+                                                  self.n_columns * self.n_atoms)
 
     def forward_pooled(self, pooled: Tensor) -> Tensor:
         """The learned half of the layer: ``(x U) V + b`` from :meth:`pool`'s output."""
