@@ -17,7 +17,9 @@ separately as "cold".
 """
 
 import argparse
+import os
 import statistics
+import sys
 import time
 import warnings
 
@@ -26,6 +28,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 
 def data_sets(mnist):
@@ -57,6 +62,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--mnist", action="store_true", help="also the bundled MNIST digits")
     p.add_argument("--no-conv", action="store_true", help="skip the ConvNet rows")
+    p.add_argument("--json", default=None, help="where to write the JSON ('' for nowhere)")
     args = p.parse_args(argv)
 
     import torch
@@ -70,9 +76,8 @@ def main(argv=None):
         peers.append(("skpred PredictedConvNetClassifier()",
                       lambda: PredictedConvNetClassifier(random_state=0, device="cpu")))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    print(f"| data | model | test acc | fit s (median of {args.repeats}) | cold s | vs sklearn |")
-    print("|---|---|---|---|---|---|")
     cold_done = False
+    rows, data = [], []
     for name, X, y in data_sets(args.mnist):
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
         reference = None
@@ -84,8 +89,15 @@ def main(argv=None):
             model, times = timed_fits(make, X_tr, y_tr, args.repeats)
             seconds = statistics.median(times)
             reference = seconds if reference is None else reference
-            print(f"| {name} | {label} | {model.score(X_te, y_te):.3f} | {seconds:.2f} | {cold} | "
-                  f"{seconds / reference:.2f}x |", flush=True)
+            accuracy = model.score(X_te, y_te)
+            rows.append([name, label, f"{accuracy:.3f}", f"{seconds:.2f}", cold,
+                         f"{seconds / reference:.2f}x"])
+            data.append(dict(data=name, model=label, test_accuracy=accuracy, fit_seconds=times,
+                             cold_seconds=cold or None))
+            print(f"  {rows[-1]}", flush=True)
+    emit("defaults", ["data", "model", "test acc", f"fit s (median of {args.repeats})",
+                      "cold s", "vs sklearn"], rows, data,
+         "python benchmarks/bench_defaults.py" + (" --mnist" if args.mnist else ""), args.json)
 
 
 if __name__ == "__main__":

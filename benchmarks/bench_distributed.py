@@ -11,18 +11,22 @@ loopback, each worker half the threads). Columns: seconds per
 fine-tuning epoch (the mean of ``history_`` durations), end-to-end wall
 seconds (dictionaries, pretraining and, for workers, process start-up
 included), bytes all-reduced per step, and the dense network's bytes
-per step over this row's. Writes ``bench_distributed.json`` beside the
-printed table.
+per step over this row's. Writes ``benchmarks/results/distributed.json``
+beside the printed table.
 
     python benchmarks/bench_distributed.py [--epochs 3] [--data MNIST_DIR]
 """
 
 import argparse
-import json
+import os
+import sys
 import time
 import warnings
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 
 def one_row(label, est, n_workers, X, y):
@@ -53,7 +57,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="MNIST IDX folder (default: bundled digits)")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--out", default="bench_distributed.json")
+    p.add_argument("--json", default=None, help="where to write the JSON ('' for nowhere)")
     args = p.parse_args(argv)
 
     import torch
@@ -71,16 +75,12 @@ def main(argv=None):
               ("SE-Emp a=0.05, 10 columns",
                PredictedMLPClassifier(**dict(base, alpha_fraction=0.05, n_columns=10)))]
     rows = [one_row(label, est, n, X, y) for label, est in models for n in (1, 2)]
-    print("| model | workers | s / epoch | wall s | bytes / step | dense bytes / this | "
-          "train acc |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['workers']} | {r['seconds_per_epoch']:.2f} | "
-              f"{r['wall_seconds']:.1f} | {r['bytes_per_step']:,} | {r['dense_over_this']:.1f}x | "
-              f"{r['train_accuracy']:.4f} |")
-    with open(args.out, "w") as f:
-        json.dump(rows, f, indent=1)
-    print(f"wrote {args.out}")
+    table = [[r["model"], r["workers"], f"{r['seconds_per_epoch']:.2f}",
+              f"{r['wall_seconds']:.1f}", f"{r['bytes_per_step']:,}" if r["workers"] > 1 else "-",
+              f"{r['dense_over_this']:.1f}x", f"{r['train_accuracy']:.4f}"] for r in rows]
+    emit("distributed", ["model", "workers", "s / epoch", "wall s", "bytes / step",
+                         "dense bytes / this", "train acc"], table, rows,
+         "python benchmarks/bench_distributed.py", args.json)
 
 
 if __name__ == "__main__":

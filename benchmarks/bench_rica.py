@@ -17,6 +17,7 @@ beat.
 """
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -27,8 +28,11 @@ from sklearn.datasets import load_sample_images
 from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
 
 from skpred import PredictedRICA, ZCAWhitening
-from skpred._image import normalize_patches, sample_patches
+from skpred.patches import normalize_patches, sample_patches
 from skpred._rica import rica_objective
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 
 def patches(n, seed=0):
@@ -57,14 +61,14 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="where to write the JSON ('' for nowhere)")
     args = parser.parse_args(argv)
     X = patches(args.n)
     print(f"{args.n} whitened 8x8 patches; RICA: L-BFGS, {args.max_iter} iterations; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"W = 0 scores {objective(np.zeros((1, X.shape[1])), X):.4f} (half the mean squared norm)")
     print()
-    print(f"| {'method':<28} | k   | work | seconds | vs RICA a=1 | objective at best scale (s) |")
-    print(f"|{'-' * 30}|-----|------|---------|-------------|-----------------------------|")
+    rows, data = [], []
     for k in (64, 128):
         runs = []
         for label, d, a in (("PredictedRICA a=1.0 (plain)", None, 1.0),
@@ -93,8 +97,14 @@ def main(argv=None):
         ref = runs[0][2]
         for label, work, sec, W in runs:
             obj, scale = best_scaled(W, X)
-            print(f"| {label:<28} | {k:<3} | {work} | {sec:7.2f} | {sec / ref:10.2f}x | "
-                  f"{obj:.4f} ({scale:.2f}) |", flush=True)
+            rows.append([label, k, work, f"{sec:.2f}", f"{sec / ref:.2f}x",
+                         f"{obj:.4f} ({scale:.2f})"])
+            data.append(dict(method=label, k=k, work=work, seconds=sec, objective=obj,
+                             scale=scale))
+            print(f"  {rows[-1]}", flush=True)
+    emit("rica", ["method", "k", "work", "seconds", "vs RICA a=1", "objective at best scale (s)"],
+         rows, data, f"python benchmarks/bench_rica.py --n {args.n} --max-iter {args.max_iter}",
+         args.json)
     return 0
 
 
