@@ -14,11 +14,16 @@ separately as the set-up time. The CIFAR-10 network is timed by
 """
 
 import argparse
+import os
+import sys
 import time
 import warnings
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import emit  # noqa: E402
 
 
 def sync(device):
@@ -91,6 +96,7 @@ def main(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--n", type=int, default=60000)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--json", default=None, help="where to write the JSON ('' for nowhere)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     X = rng.random((args.n, 784), dtype=np.float32)
@@ -98,15 +104,20 @@ def main(argv=None):
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"{name}, torch {torch.__version__}; {args.n} x 784, batch 100, {args.epochs} epochs")
     ref = bare_loop(X, y, args.epochs, args.device)
-    print("| model | s/epoch | vs bare torch | set-up + 1 epoch s |")
-    print("|---|---|---|---|")
-    print(f"| bare torch loop (dense) | {ref:.3f} | 1.00x | - |")
+    rows = [["bare torch loop (dense)", f"{ref:.3f}", "1.00x", "-"]]
+    data = [dict(model=rows[0][0], sec_per_epoch=ref)]
     for label, params in (("skpred dense (None)", dict(dictionary=None)),
                           ("skpred SE-Emp a=0.1, 1 column", dict(alpha_fraction=0.1, n_columns=1)),
                           ("skpred SE-Emp a=0.1, 10 columns",
                            dict(alpha_fraction=0.1, n_columns=10))):
         per_epoch, setup = skpred_epoch(X, y, args.epochs, args.device, **params)
-        print(f"| {label} | {per_epoch:.3f} | {per_epoch / ref:.2f}x | {setup:.2f} |", flush=True)
+        rows.append([label, f"{per_epoch:.3f}", f"{per_epoch / ref:.2f}x", f"{setup:.2f}"])
+        data.append(dict(model=label, sec_per_epoch=per_epoch, setup_plus_one_epoch=setup))
+        print(f"  {rows[-1]}", flush=True)
+    device = torch.device(args.device).type
+    emit("gpu_mlp" if device == "cuda" else f"gpu_mlp_on_{device}",
+         ["model", "s/epoch", "vs bare torch", "set-up + 1 epoch s"], rows, data,
+         f"python benchmarks/bench_gpu.py --device {args.device} --n {args.n}", args.json)
 
 
 if __name__ == "__main__":

@@ -17,4 +17,10 @@ timeout 300 $py -m pytest -m gpu -q tests/test_gpu.py 2>&1 | tail -5 | tee "$out
 timeout 120 $py benchmarks/bench_conv_layer.py --device cuda --json "$out/bench_conv_layer.json" \
     2>&1 | grep -v Warning | tee "$out/bench_conv_layer.txt"
 # 3. the paper's MLP per epoch against a bare torch loop (dense, SE-Emp 1 and 10 columns)
-timeout 240 $py benchmarks/bench_gpu.py 2>&1 | tail -12 | tee "$out/bench_gpu.txt"
+timeout 240 $py benchmarks/bench_gpu.py --json "$out/gpu_mlp.json" 2>&1 | tail -12 \
+    | tee "$out/bench_gpu.txt"
+# 4. the paper's CIFAR-10 net per epoch (dense and se a=0.25 against a bare loop)
+timeout 180 $py benchmarks/bench_conv.py --paper --device cuda --n 10000 \
+    --json "$out/conv_paper_cuda.json" 2>&1 | tail -8 | tee "$out/bench_conv.txt"
+# The JSON files go to benchmarks/results/ (with a <!-- bench: NAME --> block
+# in the README for each), then: python benchmarks/update_readme.py
