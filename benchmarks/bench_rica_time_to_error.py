@@ -121,6 +121,7 @@ def main(argv=None):
     def cells(hit, best, ref, unit):
         if hit is None:
             return [f"{best:.4f}", f"not in {RICA_ITERATIONS[-1]} {unit}", "-", "not reached"]
+        unit = unit[:-1] if hit[1] == 1 else unit  # "1 epoch", "1 it"
         return [f"{hit[2]:.4f}", f"{hit[1]} {unit}", f"{hit[0]:.2f}", f"{hit[0] / ref:.3f}x"]
 
     for k in (64, 128):
