@@ -35,10 +35,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _report import emit  # noqa: E402
 
 
-def patches(n, seed=0):
+def image_patches(n, seed=0):
+    """n normalised 8x8 grayscale patches of scikit-learn's two sample photos."""
     images = np.stack([im.mean(-1) for im in load_sample_images().images]).reshape(2, -1) / 255.0
-    P = normalize_patches(sample_patches(images, (427, 640, 1), 8, n, random_state=seed), 1e-4)
-    return ZCAWhitening(epsilon=0.1).fit_transform(P).astype(np.float32)
+    return normalize_patches(sample_patches(images, (427, 640, 1), 8, n, random_state=seed), 1e-4)
+
+
+def patches(n, seed=0):
+    """The same, ZCA-whitened (epsilon 0.1), float32: what every RICA benchmark fits."""
+    return ZCAWhitening(epsilon=0.1).fit_transform(image_patches(n, seed)).astype(np.float32)
 
 
 def objective(W, X):

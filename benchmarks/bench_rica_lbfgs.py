@@ -21,23 +21,15 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
-from sklearn.datasets import load_sample_images
 
-from skpred import PredictedRICA, ZCAWhitening
-from skpred.patches import normalize_patches, sample_patches
+from skpred import PredictedRICA
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _report import emit  # noqa: E402
+from bench_rica import patches  # noqa: E402
 
 SPARSITY = 0.1
-
-
-def patches(n):
-    images = np.stack([im.mean(-1) for im in load_sample_images().images]).reshape(2, -1) / 255.0
-    P = normalize_patches(sample_patches(images, (427, 640, 1), 8, n, random_state=0), 1e-4)
-    return ZCAWhitening(0.1).fit_transform(P).astype(np.float32)
 
 
 def objective(W, X):

@@ -37,23 +37,20 @@ import sys
 import time
 
 import numpy as np
-from sklearn.datasets import load_sample_images
 from sklearn.decomposition import MiniBatchDictionaryLearning
 
 from skpred import PredictedRICA, ZCAWhitening
-from skpred.patches import normalize_patches, sample_patches
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _report import emit  # noqa: E402
+from bench_rica import image_patches  # noqa: E402
 
 RICA_ITERATIONS = (0, 1, 2, 3, 5, 8, 13, 20, 30, 50, 75, 100)
 
 
 def patch_sets(n, n_test):
-    images = np.stack([im.mean(-1) for im in load_sample_images().images]).reshape(2, -1) / 255.0
-    train = normalize_patches(sample_patches(images, (427, 640, 1), 8, n, random_state=0), 1e-4)
-    test = normalize_patches(sample_patches(images, (427, 640, 1), 8, n_test, random_state=1),
-                             1e-4)
+    """Whitened patches to learn from and held out (another draw, the same ZCA)."""
+    train, test = image_patches(n, seed=0), image_patches(n_test, seed=1)
     zca = ZCAWhitening(0.1).fit(train)
     return zca.transform(train).astype(np.float32), zca.transform(test).astype(np.float32)
 

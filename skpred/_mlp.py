@@ -64,9 +64,8 @@ def pool_once(layer, X_t, epochs, batch_size):
     if epochs < 1 or not getattr(layer, "fixed_dictionary", False):
         return None
     costs = layer.pool_once_cost(epochs, batch_size)
-    pooled_bytes = (X_t.shape[0] * layer.n_columns * layer.n_atoms
-                    * torch.empty((), dtype=X_t.dtype).element_size())
-    if (costs["pool once"] >= costs["per step"] or pooled_bytes > _training.nbytes(X_t)
+    pooled_bytes = X_t.shape[0] * layer.n_columns * layer.n_atoms * X_t.dtype.itemsize
+    if (costs["pool once"] >= costs["per step"] or pooled_bytes > X_t.nbytes
             or not _training.has_room(pooled_bytes, X_t.device)):
         return None
     return _training.apply_in_batches(layer.pool, X_t)

@@ -96,7 +96,7 @@ def read_safetensors(path):
             raise ValueError(f"{path}: tensor {name!r} has a malformed shape or offsets.")
         dtype = _DTYPES[entry["dtype"]]
         begin, end = offsets
-        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        size = math.prod(shape) * dtype.itemsize
         if not 0 <= begin <= end <= len(data) or end - begin != size:
             raise ValueError(f"{path}: the data of tensor {name!r} lies outside the file or "
                              f"does not match its shape {shape}.")

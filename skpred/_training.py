@@ -116,8 +116,8 @@ class SparseRows:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the CSR arrays."""
-        return sum(t.numel() * t.element_size() for t in (self.indptr, self.indices, self.values))
+        """Bytes of the CSR arrays (as ``Tensor.nbytes``)."""
+        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
 
     def take(self, idx):
         """The rows ``idx`` as a new SparseRows (on the same device)."""
@@ -150,11 +150,6 @@ def to_device(X, device, dtype=torch.float32):
     if sp.issparse(X):
         return SparseRows.from_scipy(X, device, dtype)
     return torch.tensor(X, dtype=dtype, device=device)
-
-
-def nbytes(X) -> int:
-    """Bytes a device tensor or a :class:`SparseRows` holds."""
-    return X.nbytes if isinstance(X, SparseRows) else X.numel() * X.element_size()
 
 
 def has_room(n_bytes: int, device) -> bool:

@@ -3,6 +3,7 @@ come from the JSON the benchmarks write."""
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -58,7 +59,6 @@ def test_every_readme_block_has_its_json():
     root = os.path.dirname(BENCH)
     with open(os.path.join(root, "README.md")) as f:
         text = f.read()
-    import re
     names = re.findall(r"<!-- bench: ([\w-]+) -->", text)
     assert names, "the README marks no benchmark table"
     for name in names:

@@ -33,7 +33,7 @@ def test_pool_then_forward_pooled_equals_x_times_the_materialised_weight(n_colum
     # Catches: a column order mix-up between pool and forward_pooled, a lost
     # bias, V applied to the wrong slice.
     U = _dicts(12, 4, n_columns)
-    layer = PredictedLinear(12, 6 * n_columns // n_columns * n_columns, U, bias=bias,
+    layer = PredictedLinear(12, 6 * n_columns, U, bias=bias,
                             dtype=torch.float64)
     with torch.no_grad():
         layer.V.normal_()
@@ -133,18 +133,18 @@ def digits():
     return (X[:600] / 16.0).astype(np.float32), y[:600]
 
 
-class _PoolSpy:
-    """Records the rows every PredictedLinear.pool call receives."""
+class _RowSpy:
+    """Records the rows every call of a PredictedLinear method receives."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, method):
         self.rows = []
-        original = PredictedLinear.pool
+        original = getattr(PredictedLinear, method)
 
-        def pool(layer, x):
+        def spy(layer, x):
             self.rows.append(x.shape[0])
             return original(layer, x)
 
-        monkeypatch.setattr(PredictedLinear, "pool", pool)
+        monkeypatch.setattr(PredictedLinear, method, spy)
 
 
 def _est(**kw):
@@ -159,17 +159,14 @@ def test_training_data_is_pooled_once_per_fit(digits, monkeypatch):
     # C * a = 64 = n_in). Catches: pooling per step or per epoch (the
     # saving lost) and training that bypasses the pooled data.
     X, y = digits
-    spy = _PoolSpy(monkeypatch)
-    forward_calls = []
-    original_forward = PredictedLinear.forward
-    monkeypatch.setattr(PredictedLinear, "forward",
-                        lambda layer, x: forward_calls.append(1) or original_forward(layer, x))
+    spy = _RowSpy(monkeypatch, "pool")
+    forward = _RowSpy(monkeypatch, "forward")
     clf = _est().fit(X, y)
     layer = clf.module_.hidden[0]
     assert isinstance(layer, PredictedLinear)
     assert layer.n_columns * layer.n_atoms == X.shape[1]
     assert spy.rows == [len(X)]  # all rows, once (one chunk of 600)
-    assert forward_calls == []  # layer 1's forward never ran in training
+    assert forward.rows == []  # layer 1's forward never ran in training
     assert clf.n_iter_ == 4
 
 
@@ -177,7 +174,7 @@ def test_sparse_training_data_is_pooled_once_too(digits, monkeypatch):
     # Digits as CSR: 12 bytes per stored value, about half the entries set,
     # hold more bytes than the pooled float32 rows: pooled, one chunk.
     X, y = digits
-    spy = _PoolSpy(monkeypatch)
+    spy = _RowSpy(monkeypatch, "pool")
     Xs = sp.csr_matrix(X)
     assert Xs.nnz * 12 > X.shape[0] * X.shape[1] * 4
     clf = _est().fit(Xs, y)
@@ -196,7 +193,7 @@ def test_pooled_training_equals_training_on_x(digits, monkeypatch):
     pooled = _est(max_iter=6).fit(X, y)
     monkeypatch.setattr(PredictedMLPClassifier, "_training_feed",
                         TorchEstimatorBase._training_feed)
-    spy = _PoolSpy(monkeypatch)
+    spy = _RowSpy(monkeypatch, "pool")
     direct = _est(max_iter=6).fit(X, y)
     assert spy.rows == []  # pool() never called: the loop read X
     np.testing.assert_allclose(pooled.loss_curve_, direct.loss_curve_, rtol=1e-4)
@@ -236,7 +233,7 @@ def test_training_reads_x_when_pooling_once_does_not_pay(digits, monkeypatch, ca
         kw = dict(max_iter=1)  # pooling once costs what one epoch does
     else:
         monkeypatch.setattr(_training, "has_room", lambda n_bytes, device: False)
-    spy = _PoolSpy(monkeypatch)
+    spy = _RowSpy(monkeypatch, "pool")
     clf = _est(**kw).fit(X, y)
     assert len(spy.rows) == 0 or max(spy.rows) < len(X)
     assert clf.n_iter_ == kw.get("max_iter", 4)
@@ -255,18 +252,15 @@ def test_greedy_pretraining_pools_each_layer_input_once(digits, monkeypatch):
     # fine-tuning pools X once more. Caught: pooling per step, pooling the
     # wrong layer's input, the autoencoder bypassing the pooled rows.
     X, y = digits
-    spy = _PoolSpy(monkeypatch)
-    forward_rows = []
-    original_forward = PredictedLinear.forward
-    monkeypatch.setattr(PredictedLinear, "forward", lambda layer, x: forward_rows.append(
-        x.shape[0]) or original_forward(layer, x))
+    spy = _RowSpy(monkeypatch, "pool")
+    forward = _RowSpy(monkeypatch, "forward")
     clf = _est(hidden_layer_sizes=(20, 20), pretrain=True, pretrain_epochs=3).fit(X, y)
     assert [type(l).__name__ for l in clf.module_.hidden] == ["PredictedLinear"] * 2
     assert spy.rows == [len(X), len(X), len(X)]
     # forward ran once, on all rows: layer 1's activations, layer 2's input;
     # never on a minibatch (fine-tuning runs layer 2 on layer 1's output,
     # which changes, so its forward is expected there: 12 batches of 50)
-    assert forward_rows == [len(X)] + [50] * 12 * 4
+    assert forward.rows == [len(X)] + [50] * 12 * 4
     phases = [r["phase"] for r in clf.history_]
     assert phases == ["pretrain layer 1"] * 3 + ["pretrain layer 2"] * 3 + ["fine-tune"] * 4
 
@@ -281,7 +275,7 @@ def test_pooled_pretraining_equals_pretraining_on_x(digits, monkeypatch):
     kw = dict(hidden_layer_sizes=(20, 20), pretrain=True, pretrain_epochs=3)
     pooled = _est(**kw).fit(X, y)
     monkeypatch.setattr(_mlp, "pool_once", lambda *args: None)
-    spy = _PoolSpy(monkeypatch)
+    spy = _RowSpy(monkeypatch, "pool")
     direct = _est(**kw).fit(X, y)
     assert spy.rows == []
     losses = [[r["train_loss"] for r in est.history_] for est in (pooled, direct)]
