@@ -321,6 +321,44 @@ class TrainingResult:
     history: List[dict] = field(default_factory=list)
 
 
+class StoppingRule:
+    """scikit-learn's MLP stopping rule, tie for tie.
+
+    ``BaseMultilayerPerceptron._update_no_improvement_count``: with a
+    validation set (``higher_is_better=True``) an epoch whose score is below
+    ``best + tol`` counts as no improvement, so a score *equal* to
+    ``best + tol`` is an improvement; on the training loss an epoch whose loss
+    is above ``best - tol`` counts. Either way the best is updated on any gain,
+    however small, and the rule is met once more than ``n_iter_no_change``
+    epochs in a row brought no improvement (the caller then stops, or, with
+    the ``"adaptive"`` schedule, lowers the rate and sets ``count`` to 0).
+    """
+
+    def __init__(self, tol: float, n_iter_no_change: float, *, higher_is_better: bool):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.higher_is_better = higher_is_better
+        self.best = -np.inf if higher_is_better else np.inf
+        self.count = 0
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's score (or loss); True when it is a new best."""
+        if self.higher_is_better:
+            stale = value < self.best + self.tol
+            gained = value > self.best
+        else:
+            stale = value > self.best - self.tol
+            gained = value < self.best
+        self.count = self.count + 1 if stale else 0
+        if gained:
+            self.best = value
+        return gained
+
+    @property
+    def met(self) -> bool:
+        return self.count > self.n_iter_no_change
+
+
 LEARNING_RATES = ("constant", "invscaling", "adaptive", "decay")
 
 
@@ -499,7 +537,8 @@ def train_epochs(
     result = TrainingResult()
     n = X.shape[0]
     weight_total = float(weights.sum()) if weights is not None else float(n)
-    best, best_state, stale = -np.inf, None, 0
+    rule = StoppingRule(tol, n_iter_no_change, higher_is_better=validation_score is not None)
+    best_state = None
     started = time.perf_counter()
     learned = [p for group in optimizer.param_groups for p in group["params"]]
     module.train()
@@ -567,7 +606,7 @@ def train_epochs(
                 current = score
                 message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}, validation score {score:.4f}"
             else:
-                current = -epoch_loss
+                current = epoch_loss
                 message = f"{desc} {epoch + 1}: loss {epoch_loss:.5f}"
             if verbose:
                 logger.info(message)
@@ -580,19 +619,12 @@ def train_epochs(
             result.history.append(record)
             if progress is not None:
                 progress(record, epochs)
-            # scikit-learn's MLP rule: an epoch that does not beat the best
-            # by tol counts as no improvement; the best is still updated by
-            # any gain (and its weights kept, to restore); stop after more
-            # than n_iter_no_change such epochs in a row.
-            stale = 0 if current > best + tol else stale + 1
-            if current > best:
-                best = current
-                if validation_score is not None:
-                    best_state = learned_state(module)
-                    result.best_epoch = epoch
-            if stale > n_iter_no_change:
+            if rule.update(current) and validation_score is not None:
+                best_state = learned_state(module)  # restored when training ends
+                result.best_epoch = epoch
+            if rule.met:
                 if schedule.on_plateau(optimizer):  # "adaptive": lower the rate, go on
-                    stale = 0
+                    rule.count = 0
                     continue
                 result.converged = True
                 break
