@@ -1,6 +1,5 @@
 """Loaders: MNIST IDX files written by the test, and the bundled digits."""
 
-import gzip
 import struct
 
 import numpy as np
@@ -9,30 +8,9 @@ import pytest
 from skpred.datasets import load_mnist, read_idx
 
 
-def _write_idx(path, array, gz=False, type_code=0x08):
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    opener = gzip.open if gz else open
-    with opener(path, "wb") as f:
-        f.write(payload)
-
-
-def _write_mnist(folder, n_train=12, n_test=5, gz=False):
-    rng = np.random.default_rng(0)
-    parts = {}
-    for part, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        suffix = ".gz" if gz else ""
-        _write_idx(folder / f"{part}-images-idx3-ubyte{suffix}", images, gz)
-        _write_idx(folder / f"{part}-labels-idx1-ubyte{suffix}", labels, gz)
-        parts[part] = (images, labels)
-    return parts
-
-
 @pytest.mark.parametrize("gz", [False, True])
-def test_load_mnist_reads_idx_files_back(tmp_path, gz):
-    parts = _write_mnist(tmp_path, gz=gz)
+def test_load_mnist_reads_idx_files_back(tmp_path, gz, formats):
+    parts = formats.mnist(tmp_path, gz=gz)
     b = load_mnist(tmp_path)
     images, labels = parts["train"]
     np.testing.assert_allclose(b.data, images.reshape(12, -1) / 255.0, rtol=1e-6)
@@ -45,8 +23,8 @@ def test_load_mnist_reads_idx_files_back(tmp_path, gz):
     np.testing.assert_array_equal(X, images.reshape(12, -1))
 
 
-def test_truncated_and_bad_magic_files_give_clear_errors(tmp_path):
-    _write_mnist(tmp_path)
+def test_truncated_and_bad_magic_files_give_clear_errors(tmp_path, formats):
+    formats.mnist(tmp_path)
     f = tmp_path / "train-images-idx3-ubyte"
     f.write_bytes(f.read_bytes()[:-100])
     with pytest.raises(ValueError, match="truncated"):
@@ -60,11 +38,11 @@ def test_truncated_and_bad_magic_files_give_clear_errors(tmp_path):
         load_mnist(tmp_path)
 
 
-def test_missing_files_and_mismatched_counts(tmp_path):
+def test_missing_files_and_mismatched_counts(tmp_path, formats):
     with pytest.raises(FileNotFoundError, match="No MNIST file"):
         load_mnist(tmp_path)
-    _write_mnist(tmp_path)
-    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
+    formats.mnist(tmp_path)
+    formats.idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
     with pytest.raises(ValueError, match="12 images but 3 labels"):
         load_mnist(tmp_path)
 
@@ -87,27 +65,10 @@ def test_bundled_mnist_digits():
 
 # ----------------------------------------------------------------- CIFAR-10
 
-def _write_cifar(folder, n=4, seed=0):
-    import pickle
-
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n).tolist()
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"data": data, b"labels": labels}, f)
-        written[name] = (data, labels)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [b"airplane", b"automobile"] + [b"x"] * 8}, f)
-    return written
-
-
-def test_load_cifar10_reads_python_batches_channels_last(tmp_path):
+def test_load_cifar10_reads_python_batches_channels_last(tmp_path, formats):
     from skpred.datasets import load_cifar10
 
-    written = _write_cifar(tmp_path / "cifar-10-batches-py")
+    written = formats.cifar(tmp_path / "cifar-10-batches-py")
     b = load_cifar10(tmp_path, as_uint8=True)  # the parent folder works too
     assert b.data.shape == (20, 3072) and b.data_test.shape == (4, 3072)
     assert b.image_shape == (32, 32, 3) and b.target_names[:2] == ["airplane", "automobile"]
@@ -121,10 +82,10 @@ def test_load_cifar10_reads_python_batches_channels_last(tmp_path):
     assert X.dtype == np.float32 and X.max() <= 1.0 and len(y) == 20
 
 
-def test_load_cifar10_corrupt_files(tmp_path):
+def test_load_cifar10_corrupt_files(tmp_path, formats):
     from skpred.datasets import load_cifar10
 
-    _write_cifar(tmp_path)
+    formats.cifar(tmp_path)
     f = tmp_path / "data_batch_3"
     f.write_bytes(f.read_bytes()[:200])
     with pytest.raises(ValueError, match="data_batch_3 is not a readable CIFAR-10 batch"):
@@ -141,29 +102,10 @@ def test_load_cifar10_corrupt_files(tmp_path):
 
 # ------------------------------------------------------------------- STL-10
 
-def _write_stl(folder, n_train=10, n_test=4, n_unlabeled=3, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    images = {}
-    for split, n in (("train", n_train), ("test", n_test), ("unlabeled", n_unlabeled)):
-        imgs = rng.integers(0, 256, size=(n, 96, 96, 3), dtype=np.uint8)  # (row, col, ch)
-        # the format: per image, per channel, column-major 96x96
-        imgs.transpose(0, 3, 2, 1).tofile(folder / f"{split}_X.bin")
-        images[split] = imgs
-        if split != "unlabeled":
-            labels = rng.integers(1, 11, size=n).astype(np.uint8)
-            labels.tofile(folder / f"{split}_y.bin")
-            images[split + "_y"] = labels
-    with open(folder / "fold_indices.txt", "w") as f:
-        for k in range(10):
-            f.write(" ".join(str(i) for i in range(k % n_train, n_train, 3)) + "\n")
-    return images
-
-
-def test_load_stl10_reads_column_major_images_and_folds(tmp_path):
+def test_load_stl10_reads_column_major_images_and_folds(tmp_path, formats):
     from skpred.datasets import load_stl10
 
-    images = _write_stl(tmp_path)
+    images = formats.stl(tmp_path)
     b = load_stl10(tmp_path, as_uint8=True, unlabeled=True)
     assert b.data.shape == (10, 96 * 96 * 3) and b.image_shape == (96, 96, 3)
     np.testing.assert_array_equal(b.data[3].reshape(96, 96, 3), images["train"][3])
@@ -177,22 +119,22 @@ def test_load_stl10_reads_column_major_images_and_folds(tmp_path):
     np.testing.assert_allclose(small.data[0].reshape(32, 32, 3), expected, rtol=1e-5)
 
 
-def test_load_stl10_truncated_and_inconsistent_files(tmp_path):
+def test_load_stl10_truncated_and_inconsistent_files(tmp_path, formats):
     from skpred.datasets import load_stl10
 
-    _write_stl(tmp_path)
+    formats.stl(tmp_path)
     f = tmp_path / "test_X.bin"
     f.write_bytes(f.read_bytes()[:-7])
     with pytest.raises(ValueError, match="test_X.bin is not a whole number of 96x96x3 images"):
         load_stl10(tmp_path)
-    _write_stl(tmp_path)
+    formats.stl(tmp_path)
     np.zeros(3, np.uint8).tofile(tmp_path / "train_y.bin")
     with pytest.raises(ValueError, match="holds 3 labels for 10 images"):
         load_stl10(tmp_path)
-    _write_stl(tmp_path)
+    formats.stl(tmp_path)
     (tmp_path / "fold_indices.txt").write_text("0 1 2\n")
     with pytest.raises(ValueError, match="must hold 10 lines"):
         load_stl10(tmp_path)
     with pytest.raises(ValueError, match="downsample=5 must divide"):
-        _write_stl(tmp_path)
+        formats.stl(tmp_path)
         load_stl10(tmp_path, downsample=5)
