@@ -4,6 +4,7 @@ plotting reads only the saved results."""
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -96,20 +97,18 @@ def test_unknown_experiment_name():
 
 
 @needs_matplotlib
-def test_figures_read_full_data_sets_from_data_paths(tmp_path):
+def test_figures_read_full_data_sets_from_data_paths(tmp_path, formats):
     """--data reads the standard formats (small files written here)."""
-    from test_datasets import _write_cifar, _write_mnist, _write_stl
-
     (tmp_path / "mnist").mkdir()
-    _write_mnist(tmp_path / "mnist", n_train=60, n_test=20)
+    formats.mnist(tmp_path / "mnist", n_train=60, n_test=20)
     assert main(["fig4", "--preset", "tiny", "--data", str(tmp_path / "mnist"), "--device", "cpu",
                  "--out", str(tmp_path / "r4"), "--no-plot"]) == 0
     _, rows = _rows(tmp_path / "r4" / "fig4.csv")
     assert len(rows) == 3
-    _write_cifar(tmp_path / "cifar", n=20)
+    formats.cifar(tmp_path / "cifar", n=20)
     assert main(["fig5", "--preset", "tiny", "--data", str(tmp_path / "cifar"), "--device", "cpu",
                  "--out", str(tmp_path / "r5"), "--no-plot"]) == 0
-    _write_stl(tmp_path / "stl", n_train=30, n_test=10)
+    formats.stl(tmp_path / "stl", n_train=30, n_test=10)
     assert main(["fig6", "--preset", "tiny", "--dataset", "stl10", "--data", str(tmp_path / "stl"),
                  "--device", "cpu", "--out", str(tmp_path / "r6")]) == 0
     meta = json.loads((tmp_path / "r6" / "fig6.json").read_text())
@@ -122,13 +121,34 @@ def test_figures_read_full_data_sets_from_data_paths(tmp_path):
 
 
 def test_console_script_is_installed():
+    """The ``skpred-experiments`` entry point of the installed distribution
+    runs this checkout's ``main``. Breakage caught: the script missing from
+    pyproject.toml, or pointing at another function. The script is found
+    through the distribution's own metadata and run with this checkout first
+    on the path, so another clone's install beside ``sys.executable`` can
+    neither stand in for it nor be what is tested."""
     import subprocess
     import sys
+    import sysconfig
+    from importlib import metadata
 
-    script = os.path.join(os.path.dirname(sys.executable), "skpred-experiments")
-    if not os.path.exists(script):
+    import skpred
+    from skpred.experiments.__main__ import main as this_main
+
+    found = [ep for ep in metadata.entry_points(group="console_scripts")
+             if ep.name == "skpred-experiments"]
+    if not found:
         pytest.skip("skpred is not pip-installed in this environment (no console script)")
-    done = subprocess.run([script, "nope"], capture_output=True, text=True)
+    (entry,) = found
+    assert entry.value == "skpred.experiments.__main__:main"
+    assert entry.load() is this_main
+    script = shutil.which("skpred-experiments", path=sysconfig.get_path("scripts"))
+    if script is None:
+        pytest.skip("the console script is not in this interpreter's scripts folder")
+    env = dict(os.environ)
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(skpred.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([checkout] + [p for p in [env.get("PYTHONPATH")] if p])
+    done = subprocess.run([script, "nope"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "fig4" in done.stdout
 
 
