@@ -371,7 +371,13 @@ class _Decoder:
                 raise ValueError("Corrupt array in the file's metadata.")
             return np.array(values, dtype=object if kind == "O" else None).reshape(v["shape"])
         if "__device__" in v:
-            return torch.device(v["__device__"])
+            if not isinstance(v["__device__"], str):
+                raise ValueError("Corrupt device in the file's metadata: not a string.")
+            try:
+                return torch.device(v["__device__"])
+            except (RuntimeError, TypeError, ValueError):
+                raise ValueError(
+                    f"Corrupt device {v['__device__']!r} in the file's metadata.") from None
         if "__tensor__" in v:
             return self._take(v["__tensor__"]).clone()
         if "__generator__" in v:
