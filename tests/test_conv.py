@@ -68,19 +68,54 @@ def test_conv_dictionary_is_the_se_filter_bank_in_torch_order(small_net):
     assert all((np.abs(f).sum(axis=(1, 2)) > 0).sum() == 1 for f in bank)
 
 
+def _predicted_weight(dictionaries, V, shape):
+    """``W = [U_1 V_1, ..., U_C V_C]`` of shape (fan_in, units), assembled
+    column by column in numpy float64 from the channels-last dictionaries
+    built (rows put in torch's order by ``_torch_order``) and the layer's V:
+    unit ``c * m + j`` is ``U_c V_c[:, j]``. Independent of the layers'
+    ``weight`` and ``to_dense``."""
+    V = V.detach().double().numpy()
+    return np.concatenate([_torch_order(np.asarray(U, dtype=np.float64), shape) @ V[c]
+                           for c, U in enumerate(dictionaries)], axis=1)
+
+
 def test_predicted_convs_equal_their_dense_form_inside_the_network(small_net, split):
+    """Each predicted convolution is the convolution with the filters
+    ``U_c V_c`` (plus bias), and the network is those convolutions, relu,
+    max pooling, the predicted dense layer and the output layer.
+
+    Reference: plain float64 torch, ``F.conv2d`` with filters assembled in
+    numpy from the dictionaries built and the layers' V (not the layers'
+    own ``weight``/``to_dense``, which share their product). Breakage
+    caught: V's columns or atoms mixed up (filters given to the wrong output
+    channels), the bank's rows in the wrong (channels-last) order, the bias
+    dropped, the wrong padding, the dense layer's rows not in torch's
+    (C, H, W) flatten order."""
+    from torch.nn import functional as F
+
     _, X_te, _, _ = split
     net = small_net.module_
-    x = torch.tensor(X_te[:16]).reshape(-1, 8, 8, 1).permute(0, 3, 1, 2)
-    for conv, pool in zip(net.convs, net.pools):
-        torch.testing.assert_close(conv(x), conv.to_dense()(x), rtol=1e-4, atol=1e-5)
-        x = torch.nn.functional.max_pool2d(torch.relu(conv(x)), pool)
-    # and the whole network equals one built from the dense layers
-    dense_net = type(net)(net.image_shape, [c.to_dense() for c in net.convs], net.pools,
-                          [d.to_dense() for d in net.dense], 10, net.activation)
-    dense_net.output.load_state_dict(net.output.state_dict())
+    assert net.activation == "relu" and net.image_shape == (8, 8, 1)
     xs = torch.tensor(X_te[:16])
-    torch.testing.assert_close(net(xs), dense_net(xs), rtol=1e-4, atol=1e-5)
+    x = xs.double().reshape(-1, 1, 8, 8)  # 1 channel: channels-last is torch's order
+    for conv, pool, kd in zip(net.convs, net.pools, small_net.dictionaries_):
+        kh, kw = conv.kernel_size
+        W = _predicted_weight(kd.dictionaries_, conv.V, (kh, kw, conv.in_channels))
+        filters = torch.tensor(W.T.reshape(conv.out_channels, conv.in_channels, kh, kw))
+        bias = conv.bias.detach().double()
+        # "same" padding of an odd kernel: (k - 1) / 2 on each side
+        ref = F.conv2d(x, filters, bias, padding=((kh - 1) // 2, (kw - 1) // 2))
+        with torch.no_grad():
+            got = conv(x.float())
+        torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-5)
+        x = F.max_pool2d(torch.relu(ref), pool)
+    # the whole network: the dense layer on the flattened (C, H, W) maps
+    (layer,), kd = net.dense, small_net.dictionaries_[len(net.convs)]
+    W = _predicted_weight(kd.dictionaries_, layer.V, kd.image_shape_)
+    h = torch.relu(x.flatten(1) @ torch.tensor(W) + layer.bias.detach().double())
+    logits = h @ net.output.weight.detach().double().T + net.output.bias.detach().double()
+    with torch.no_grad():
+        torch.testing.assert_close(net(xs).double(), logits, rtol=1e-4, atol=1e-5)
 
 
 def test_dictionaries_stay_frozen(split):

@@ -13,23 +13,46 @@ def _dicts(n_rows, n_atoms, n_columns, seed=0):
     return [rng.normal(size=(n_rows, n_atoms)) for _ in range(n_columns)]
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
 @pytest.mark.parametrize("path", ["pool", "dense", "auto"])
 @pytest.mark.parametrize("n_columns", [1, 4])
-def test_predicted_linear_equals_its_dense_form(path, n_columns):
+def test_predicted_linear_equals_its_dense_form(path, n_columns, bias):
+    """The layer computes ``x W + b`` with ``W = [U_1 V_1, ..., U_C V_C]``.
+
+    Reference: W assembled column by column in numpy (float64) from the
+    dictionaries given and the layer's V and bias, not from ``to_dense`` or
+    ``weight`` (which share the layer's own batched product). Breakage
+    caught: columns of V swapped or given to the wrong units, U's atoms
+    sliced to the wrong column, the bias dropped or added twice, in the pool
+    path, the dense path or the route "auto" picks (training and eval)."""
     torch.manual_seed(0)  # test-only: the layer's default init uses torch's RNG
-    layer = PredictedLinear(30, 20, _dicts(30, 6, n_columns), path=path, dtype=torch.float64)
+    dicts = _dicts(30, 6, n_columns)
+    layer = PredictedLinear(30, 20, dicts, bias=bias, path=path, dtype=torch.float64)
+    assert (layer.bias is not None) == bias
     x = torch.randn(7, 30, dtype=torch.float64)
+    V = layer.V.detach().numpy()  # (C, n_atoms, 20 / C)
+    m = 20 // n_columns
+    W = np.zeros((30, 20))
+    for c in range(n_columns):  # column c owns units c*m .. c*m + m - 1
+        W[:, c * m:(c + 1) * m] = dicts[c] @ V[c]
+    b = layer.bias.detach().numpy() if bias else np.zeros(20)
+    expected = x.numpy() @ W + b
+    for training in (True, False):  # "auto" may route a batch differently in each
+        layer.train(training)
+        with torch.no_grad():
+            np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-10, atol=1e-12)
+            # leading batch dimensions are kept, like nn.Linear
+            np.testing.assert_allclose(layer(x.reshape(7, 1, 30)).numpy(), expected[:, None],
+                                       rtol=1e-10, atol=1e-12)
+    # the buffer holds the dictionaries given, column c in U[:, c*a:(c+1)*a]
+    for c in range(n_columns):
+        np.testing.assert_array_equal(layer.U[:, c * 6:(c + 1) * 6].numpy(), dicts[c])
+    # the dense twin and the weight property agree with the same reference
     dense = layer.to_dense()
-    assert isinstance(dense, torch.nn.Linear)
-    expected = x @ dense.weight.T + dense.bias
-    torch.testing.assert_close(layer(x), expected)
-    # weight property is U V per column, concatenated in column order
-    U = np.stack(_dicts(30, 6, n_columns))
-    V = layer.V.detach().numpy()
-    W = np.concatenate([U[c] @ V[c] for c in range(n_columns)], axis=1)
-    np.testing.assert_allclose(layer.weight.detach().numpy(), W.T, rtol=1e-10)
-    # leading batch dimensions are kept, like nn.Linear
-    assert layer(torch.randn(2, 3, 30, dtype=torch.float64)).shape == (2, 3, 20)
+    assert isinstance(dense, torch.nn.Linear) and (dense.bias is not None) == bias
+    with torch.no_grad():
+        np.testing.assert_allclose(dense(x).numpy(), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), W.T, rtol=1e-10, atol=1e-12)
 
 
 def test_pool_and_dense_paths_agree_and_auto_picks_the_cheaper():
