@@ -128,7 +128,6 @@ def test_console_script_is_installed():
     on the path, so another clone's install beside ``sys.executable`` can
     neither stand in for it nor be what is tested."""
     import subprocess
-    import sys
     import sysconfig
     from importlib import metadata
 
