@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 
 from skpred import (
     ImageEncoder,
@@ -29,25 +30,37 @@ def data():
     return X[:200] / 16.0, y[:200]
 
 
-def _fitted():
-    X, y = load_digits(return_X_y=True)
-    X, y = X[:200] / 16.0, y[:200]
-    return [
-        PredictedMLPClassifier((16,), max_iter=1, **CPU).fit(X, y),
-        PredictedMLPClassifier((16,), dictionary=("se",), image_shape=(8, 8), max_iter=1,
-                               **CPU).fit(X, y),
-        PredictedConvNetClassifier(max_iter=1, **CPU).fit(X, y),
-        PredictedRICA(n_components=8, max_iter=2, **CPU).fit(X),
-        KernelDictionary(random_state=0).fit(X),
-        ZCAWhitening().fit(X),
-        ImageEncoder(PredictedRICA(n_components=4, max_iter=2), n_patches=200, **CPU).fit(X),
-    ]
+# The seven fitted estimators, built on first use by the module-scoped
+# fixture below (once each per module run), never at collection time.
+_FITTED = {
+    "PredictedMLPClassifier0": lambda X, y: PredictedMLPClassifier(
+        (16,), max_iter=1, **CPU).fit(X, y),
+    "PredictedMLPClassifier1": lambda X, y: PredictedMLPClassifier(
+        (16,), dictionary=("se",), image_shape=(8, 8), max_iter=1, **CPU).fit(X, y),
+    "PredictedConvNetClassifier": lambda X, y: PredictedConvNetClassifier(
+        max_iter=1, **CPU).fit(X, y),
+    "PredictedRICA": lambda X, y: PredictedRICA(
+        n_components=8, max_iter=2, **CPU).fit(X),
+    "KernelDictionary": lambda X, y: KernelDictionary(random_state=0).fit(X),
+    "ZCAWhitening": lambda X, y: ZCAWhitening().fit(X),
+    "ImageEncoder": lambda X, y: ImageEncoder(
+        PredictedRICA(n_components=4, max_iter=2), n_patches=200, **CPU).fit(X),
+}
 
 
-@pytest.mark.parametrize("est", _fitted(), ids=lambda e: type(e).__name__)
-def test_values_beyond_float32_range_are_refused_at_predict_and_transform(est, data):
+@pytest.fixture(scope="module", params=list(_FITTED), ids=list(_FITTED))
+def fitted(request, data):
+    """One of the seven fitted estimators (fitted once per module run, after
+    collection: ``pytest --collect-only`` fits nothing)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 1-epoch fits
+        return _FITTED[request.param](*data)
+
+
+def test_values_beyond_float32_range_are_refused_at_predict_and_transform(fitted, data):
     """Breakage caught: 1e39 passes validation (finite in float64), overflows
     to inf in float32, and predict_proba returns NaN rows / predict class 0."""
+    est = fitted
     X = data[0][:5].copy()
     X[2, 3] = 1e39
     method = est.predict_proba if hasattr(est, "predict_proba") else est.transform
