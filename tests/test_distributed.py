@@ -58,6 +58,7 @@ def test_two_ranks_give_the_model_of_one_process(digits):
     assert not hasattr(one, "communication_")
 
 
+@pytest.mark.slow  # 4.5 s; the default run keeps test_two_ranks_give_the_model_of_one_process
 def test_conv_net_data_parallel_matches_one_process(digits):
     X, y = digits
     est = PredictedConvNetClassifier(max_iter=2, image_shape=(8, 8), **CPU)
@@ -66,6 +67,7 @@ def test_conv_net_data_parallel_matches_one_process(digits):
     np.testing.assert_allclose(two.predict_proba(X), one.predict_proba(X), atol=1e-5)
 
 
+@pytest.mark.slow  # 5 s: the paper's full-size network in two worker processes
 def test_paper_mlp_sends_over_ten_times_fewer_bytes_than_dense():
     """The issue's target: SE-Emp at alpha 0.05 with 10 columns on the
     paper's 784-500-500-10 MLP. Measured in a real 2-worker fit (one
