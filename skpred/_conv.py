@@ -1,5 +1,6 @@
 """PredictedConvNetClassifier: convolutional parameter prediction (paper Fig. 5)."""
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,17 +12,19 @@ from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
 from ._base import CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifierBase
 from ._dictionary import layer_dictionary
-from ._layers import DATA_KERNELS, build_dictionaries, layer_record, resolve_layer_specs
-from .nn import LowRankLinear, PredictedConv2d, PredictedLinear
+from ._kinds import kind_names, needs_data, needs_grid
+from ._layers import build_dictionaries, dense_layer, layer_record, resolve_layer_specs
+from .nn import PredictedConv2d
 from .nn._mlp import ACTIVATIONS
 from .nn._convnet import PredictedConvNet
 
 __all__ = ["PredictedConvNetClassifier", "PAPER_CONVNET_SETTINGS", "auto_conv_layers"]
 
-# Conv filters are predicted from fixed filter banks that need no data.
-CONV_DICTIONARIES = frozenset({"se", "dct", "random", "randcon"})
-# Dense layers may also use data-driven kernels and the LowRank baseline.
-DENSE_DICTIONARIES = CONV_DICTIONARIES | DATA_KERNELS | {"lowrank"}
+# Conv filters are predicted from fixed filter banks that need no data (the
+# registry's conv_ok kinds); dense layers take every kind, data-driven ones
+# and the LowRank baseline included. Live views of the registry.
+CONV_DICTIONARIES = kind_names(conv=True)
+DENSE_DICTIONARIES = kind_names()
 
 #: The authors' CIFAR-10 network (Denil et al. 2013, Figure 5): conv 48
 #: 8x8, 64 8x8 and 64 5x5 filters, each followed by 2x2 max pooling, a dense
@@ -238,7 +241,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         "dense_layers": [tuple, list],
         "image_shape": [tuple, list, StrOptions({"1d"}), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "dictionary": [StrOptions(set(DENSE_DICTIONARIES) | {"auto"}), None, tuple, list],
+        "dictionary": [StrOptions(kind_names(extra={"auto"})), None, tuple, list],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
         "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple,
                       list],
@@ -439,33 +442,24 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         with _training.untouched_global_rng():
             partial = PredictedConvNet(shape, convs, pools, [], n_classes, self.activation)
         # Features below a dense layer are computed only for data-driven dictionaries.
-        needs_data = any(s["dictionary"] in DATA_KERNELS for s in dense_specs)
-        inputs = _training.apply_in_batches(partial.conv_features, X_t) if needs_data else None
+        reads_data = any(needs_data(s["dictionary"]) for s in dense_specs)
+        inputs = _training.apply_in_batches(partial.conv_features, X_t) if reads_data else None
         n_in = partial.n_conv_features()
         act = ACTIVATIONS[self.activation]
         dense = []
         for j, spec in enumerate(dense_specs):
-            kind, out = spec["dictionary"], spec["units"]
-            built = None
-            if kind is None:
-                def make():
-                    return torch.nn.Linear(n_in, out)
-            elif kind == "lowrank":
-                def make():
-                    return LowRankLinear.for_fraction(n_in, out, spec["alpha_fraction"],
-                                                      spec["n_columns"])
-            else:
-                grid = None
-                if kind in ("se", "dct"):
-                    # First dense layer: the grid of the last conv output (of
-                    # the image itself without convs); deeper: a 1-D grid.
-                    grid = last_map if j == 0 else (1, n_in, 1)
-                built = build(spec, n_in, inputs if kind in DATA_KERNELS else None, grid)
-                Us = built.dictionaries
-                if grid is not None and j == 0 and convs:
-                    Us = [hwc_to_chw_rows(U, grid) for U in Us]
-                def make():
-                    return PredictedLinear(n_in, out, Us)
+            # First dense layer: the grid of the last conv output (of the
+            # image itself without convs); deeper: a 1-D grid.
+            grid = None
+            if needs_grid(spec["dictionary"]):
+                grid = last_map if j == 0 else (1, n_in, 1)
+            reorder = None
+            if grid is not None and j == 0 and convs:
+                reorder = functools.partial(hwc_to_chw_rows, shape=grid)
+            make, built = dense_layer(spec, n_in, spec["units"], inputs, rng, image_shape=grid,
+                                      reorder=reorder, device=device,
+                                      weights=context["weights"], dp=context["dp"])
+            out = spec["units"]
             layer = _training.seeded(make, generator, device)
             dense.append(layer)
             keep(spec, built, n_in)

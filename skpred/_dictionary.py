@@ -12,12 +12,14 @@ from sklearn.utils.validation import check_is_fitted
 from . import _training
 from ._validation import validate_floats
 from ._base import SaveMixin, all_or_nothing
-from ._layers import KERNELS, auto_dictionary, build_dictionaries
+from ._kinds import kind_names
+from ._layers import auto_dictionary, build_dictionaries
 
 __all__ = ["KernelDictionary"]
 
-# The string options of `kernel`: every kind the core builds, and "auto".
-KERNEL_OPTIONS = frozenset(KERNELS) | {"auto"}
+# The string options of `kernel`: every registered kind with a fixed U (a
+# live view of the registry), and "auto".
+KERNEL_OPTIONS = kind_names(fixed=True, extra={"auto"})
 
 
 def set_fitted_dictionary(kd, built, n_features):
@@ -188,7 +190,7 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     """
 
     _parameter_constraints = {
-        "kernel": [StrOptions(set(KERNEL_OPTIONS)), callable],
+        "kernel": [StrOptions(KERNEL_OPTIONS), callable],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right")],
         "n_atoms": [Interval(Integral, 1, None, closed="left"), None],
         "n_columns": [Interval(Integral, 1, None, closed="left")],

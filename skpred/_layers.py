@@ -23,31 +23,14 @@ from typing import List, Optional
 import numpy as np
 
 from . import _kernels
+from ._kinds import (DICTIONARY_KINDS, BuildRequest, as_built, callable_kind, check_built,
+                     kind_names)
 
 __all__ = [
-    "KERNELS", "DATA_KERNELS", "GRID_KERNELS", "AUTO_MAX_COLUMNS",
+    "AUTO_MAX_COLUMNS",
     "LayerDictionaries", "build_dictionaries", "auto_dictionary", "auto_columns", "AUTO_MIN_INPUTS",
     "per_layer", "resolve_layer_specs", "layer_record",
 ]
-
-# Kernels whose U depends on the training data.
-DATA_KERNELS = frozenset({"emp", "emp2", "ae"})
-# Kernels defined on an image grid.
-GRID_KERNELS = frozenset({"se", "dct"})
-# Every dictionary kind build_dictionaries knows (callable kernels aside).
-KERNELS = frozenset({"se", "emp", "emp2", "dct", "ae", "random", "randcon"})
-
-# ridge="auto", relative to the kernel's mean diagonal: the authors' 0.1 for
-# se (whose diagonal is 1), and for data and callable kernels 0.01 of the
-# mean variance (on MNIST pixels, mean variance about 0.1, that is the
-# authors' absolute 0.001).
-_AUTO_RIDGE = {"se": 0.1}
-_DEFAULT_AUTO_RIDGE = 1e-2
-
-# length_scale="loo": the candidates (pixels), and the ridges tried with
-# ridge="auto" (the se kernel's diagonal is 1, so these are absolute).
-LOO_LENGTH_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
-LOO_RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 # n_columns="auto": at most this many columns per layer (several columns
 # are what make small fractions work, paper Sec. 4; each adds static
@@ -105,51 +88,17 @@ def auto_columns(n_units):
 
 def _n_atoms(kind, n_in, shape, alpha_fraction, n_atoms):
     """Atoms per column; whole pixels (all channels) for grid kernels."""
-    channels = shape[2] if shape is not None and kind in GRID_KERNELS else 1
+    channels = shape[2] if shape is not None and kind.needs_grid else 1
     if n_atoms is not None:
         if n_atoms > n_in:
             raise ValueError(f"n_atoms={n_atoms} exceeds the number of input features ({n_in}).")
         if n_atoms % channels:
             raise ValueError(
                 f"n_atoms={n_atoms} must be a multiple of the number of channels "
-                f"({channels}) for the {kind!r} kernel, which samples whole pixels."
+                f"({channels}) for the {kind.name!r} kernel, which samples whole pixels."
             )
         return int(n_atoms)
     return channels * _kernels.n_atoms_for(n_in // channels, alpha_fraction=alpha_fraction)
-
-
-def _as_numpy(data):
-    """A CPU numpy view of a torch tensor (a copy only when it lives elsewhere)."""
-    if hasattr(data, "detach"):
-        return data.detach().cpu().numpy()
-    return data
-
-
-def _kernel_ridge(K_columns, alphas, ridge):
-    """Kernel ridge dictionaries, one per column's alpha.
-
-    ``K_columns(alpha)`` returns ``K[:, alpha]``, so ``se`` never builds the
-    full kernel matrix.
-    """
-    dicts = []
-    for alpha in alphas:
-        K_xa = K_columns(alpha)
-        dicts.append(_kernels.ridge_predictor(K_xa, K_xa[alpha], ridge))
-    return dicts
-
-
-def _scaled(ridge, relative, K):
-    """A relative ("auto") ridge scaled by the kernel's mean diagonal.
-
-    A data kernel's scale is the data's: the covariance of sigmoid
-    activations is ~100 times smaller than that of pixels. A fixed ridge
-    would then dominate K_aa and shrink U (and the gradient V sees) towards
-    zero; relative to the mean diagonal it acts alike on any data.
-    """
-    if not relative or ridge is None:
-        return ridge
-    scale = float(np.mean(np.diag(K)))
-    return ridge * scale if scale > 0 else ridge
 
 
 def check_length_scale(length_scale, where="length_scale"):
@@ -179,7 +128,8 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     Parameters
     ----------
     kind : str or callable
-        One of :data:`KERNELS`, or ``kernel(X) -> (n_in, n_in)`` array.
+        A registered kind with a fixed U (:data:`skpred._kinds.DICTIONARY_KINDS`),
+        or ``kernel(X) -> (n_in, n_in)`` array.
     n_in : int
         The layer's input width.
     data : array or tensor of shape (n_samples, n_in), or None
@@ -207,19 +157,21 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     -------
     LayerDictionaries
     """
-    name = "callable" if callable(kind) else kind
+    record = callable_kind(kind) if callable(kind) else DICTIONARY_KINDS.get(kind)
+    if record is None or not record.fixed:
+        raise ValueError(f"Unknown dictionary {kind!r}; expected one of "
+                         f"{sorted(kind_names(fixed=True))}.")
+    name = record.name
     loo = isinstance(length_scale, str) and length_scale == "loo"
     if not loo:
         check_length_scale(length_scale)
-    if name != "callable" and name not in KERNELS:
-        raise ValueError(f"Unknown dictionary {kind!r}; expected one of {sorted(KERNELS)}.")
     if loo and name != "se":
         raise ValueError(f"length_scale='loo' selects the se kernel's length scale; the "
                          f"{name!r} dictionary has none.")
     if loo and ridge is None:
         raise ValueError("length_scale='loo' selects by kernel ridge regression and needs a "
                          "ridge: a number, or 'auto' to select it too.")
-    needs_data = name in DATA_KERNELS or name == "callable" or loo
+    needs_data = record.needs_data or loo
     from ._training import SparseRows  # torch only where needed
 
     if (name == "callable" or loo) and isinstance(data, SparseRows):
@@ -236,71 +188,51 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
     # A given shape is validated even where the kernel does not use it: a
     # wrong shape is always a user error worth reporting.
     shape = None
-    if name in GRID_KERNELS or image_shape is not None:
+    if record.needs_grid or image_shape is not None:
         shape = _kernels.infer_image_shape(n_in, image_shape)
-    atoms = _n_atoms(name, n_in, shape, alpha_fraction, n_atoms)
+    atoms = _n_atoms(record, n_in, shape, alpha_fraction, n_atoms)
     relative = ridge == "auto"
     if relative:
-        ridge = _AUTO_RIDGE.get(name, _DEFAULT_AUTO_RIDGE)
-    used_ridge = None
+        ridge = record.default_ridge
+    request = BuildRequest(
+        n_in=n_in, n_atoms=atoms, n_columns=n_columns, data=data if needs_data else None,
+        weights=weights, rng=rng, grid=shape if record.needs_grid else None,
+        length_scale=length_scale, ridge=ridge, relative_ridge=relative, device=device,
+        ae_n_components=ae_n_components, ae_max_iter=ae_max_iter, dp=dp)
+    dicts, alphas, used_ridge, used_scale = as_built(record, record.build(request))
+    check_built(record, dicts, n_in, atoms, n_columns)
+    return LayerDictionaries(name, dicts, alphas, atoms, shape, used_ridge, used_scale)
 
-    if name == "se":
-        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])
-        if loo:
-            # The length scale (and with "auto" the ridge) that best predicts
-            # the data's values at alpha from the others there.
-            length_scale, ridge, _ = _kernels.select_se_by_loo(
-                shape, _as_numpy(data), alphas, LOO_LENGTH_SCALES,
-                LOO_RIDGES if relative else (ridge,))
-        dicts = _kernel_ridge(lambda a: _kernels.se_kernel(shape, length_scale, columns=a),
-                              alphas, ridge)
-        used_ridge = ridge
-    elif name in ("emp", "emp2", "callable"):
-        if name == "callable":
-            K = np.asarray(kind(_as_numpy(data)), dtype=np.float64)
-            if K.shape != (n_in, n_in):
-                raise ValueError(
-                    f"The callable kernel must return an array of shape "
-                    f"(n_features, n_features) = ({n_in}, {n_in}), got {K.shape}.")
-            if not np.all(np.isfinite(K)):
-                raise ValueError("The callable kernel returned NaN or infinity.")
-        elif hasattr(data, "detach") and data.device.type in ("cpu", "cuda"):
-            # A tensor (a layer's input inside a network): the covariance is
-            # formed where it lives; only the (d, d) kernel comes back.
-            from ._training import covariance
 
-            K = covariance(data, square=name == "emp2", weights=weights, dp=dp)
-        elif name == "emp":
-            K = _kernels.empirical_kernel(_as_numpy(data))
-        else:
-            K = _kernels.empirical_squared_kernel(_as_numpy(data))
-        used_ridge = _scaled(ridge, relative, K)
-        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns)
-        dicts = _kernel_ridge(lambda a: K[:, a], alphas, used_ridge)
-    elif name == "dct":
-        D = _kernels.dct_atoms(shape)
-        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns, shape[2])
-        dicts = [D[:, a] for a in alphas]
-    elif name == "ae":
-        from ._training import autoencoder_atoms  # torch only where needed
+def dense_layer(spec, n_in, n_out, data, rng, *, image_shape=None, reorder=None, **options):
+    """One dense layer of a network, the MLP's and the ConvNet's alike.
 
-        n_hidden = ae_n_components if ae_n_components is not None else 2 * n_in
-        if atoms > n_hidden:
-            raise ValueError(
-                f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
-                f"the n_atoms={atoms} requested per column.")
-        D = autoencoder_atoms(data, n_hidden, epochs=ae_max_iter, random_state=rng, device=device,
-                              weights=weights, dp=dp)
-        alphas = _kernels.sample_alpha(n_hidden, atoms, rng, n_columns)
-        dicts = [D[:, a] for a in alphas]
-    elif name == "random":
-        dicts = [_kernels.random_dictionary(n_in, atoms, rng) for _ in range(n_columns)]
-        alphas = [None] * n_columns
-    else:  # randcon
-        alphas = _kernels.sample_alpha(n_in, atoms, rng, n_columns)
-        dicts = [_kernels.randcon_dictionary(n_in, a) for a in alphas]
-    return LayerDictionaries(name, dicts, alphas, atoms, shape, used_ridge,
-                             length_scale if name == "se" else None)
+    Returns ``(make, built)``: a constructor of the layer (``nn.Linear``
+    for ``dictionary=None``, ``LowRankLinear`` for a kind whose U is
+    learned, else ``PredictedLinear`` over the kind's dictionaries) and its
+    :class:`LayerDictionaries` (None where U is not fixed). ``data`` (the
+    layer's input on the training data) is read only by kinds that need
+    it; ``reorder`` maps each U's rows to the layer's input order;
+    ``options`` go to :func:`build_dictionaries`.
+    """
+    import torch
+
+    from .nn import LowRankLinear, PredictedLinear
+
+    kind = spec["dictionary"]
+    if kind is None:
+        return (lambda: torch.nn.Linear(n_in, n_out)), None
+    record = DICTIONARY_KINDS[kind]
+    if not record.fixed:
+        return (lambda: LowRankLinear.for_fraction(n_in, n_out, spec["alpha_fraction"],
+                                                   spec["n_columns"])), None
+    built = build_dictionaries(
+        kind, n_in, data if record.needs_data else None, rng,
+        alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
+        length_scale=spec["length_scale"], ridge=spec["ridge"], image_shape=image_shape,
+        **options)
+    Us = built.dictionaries if reorder is None else [reorder(U) for U in built.dictionaries]
+    return (lambda: PredictedLinear(n_in, n_out, Us)), built
 
 
 def per_layer(name, value, n_layers, what="hidden_layer_sizes",

@@ -2,23 +2,21 @@
 
 from numbers import Integral, Real
 
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _kernels, _training
 from ._base import (CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifierBase,
                     TorchRegressorBase, resolve_batch_size)
 from ._dictionary import layer_dictionary
-from ._layers import (AUTO_MIN_INPUTS, DATA_KERNELS, KERNELS, build_dictionaries,
-                      layer_record, per_layer, resolve_layer_specs)
-from .nn import LowRankLinear, PredictedLinear
+from ._kinds import kind_names, needs_data, needs_grid
+from ._layers import AUTO_MIN_INPUTS, dense_layer, layer_record, per_layer, resolve_layer_specs
 from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
 
 __all__ = ["PredictedMLPClassifier", "PredictedMLPRegressor", "PAPER_MLP_SETTINGS"]
 
-# The string options of `dictionary`: every KernelDictionary kernel, plus the
-# LowRank baseline (both factors learned). None is an ordinary dense layer.
-DICTIONARIES = frozenset(KERNELS) | {"lowrank"}
+# The string options of `dictionary`: every registered kind (a live view of
+# the registry), the LowRank baseline included. None is a dense layer.
+DICTIONARIES = kind_names()
 
 #: The authors' MNIST schedule (Denil et al. 2013; their 784-500-500-10
 #: sigmoid network): plain SGD at 0.01 with momentum 0.7, the learning rate
@@ -107,7 +105,7 @@ class _MLPNetwork:
             return set(range(len(specs)))
         if self.pretrain is False:
             return set()
-        needs = [i for i, s in enumerate(specs) if i >= 1 and s["dictionary"] in DATA_KERNELS]
+        needs = [i for i, s in enumerate(specs) if i >= 1 and needs_data(s["dictionary"])]
         return set(range(max(needs))) if needs else set()
 
     # ----------------------------------------------------------------- build
@@ -119,25 +117,15 @@ class _MLPNetwork:
         ``inputs`` (the layer's input on the training data) is read only by
         data-driven dictionaries; it is None when no layer needs it.
         """
-        size, kind = spec["units"], spec["dictionary"]
-        if kind is None:
-            return lambda: torch.nn.Linear(n_in, size), None
-        if kind == "lowrank":
-            return lambda: LowRankLinear.for_fraction(n_in, size, spec["alpha_fraction"],
-                                                      spec["n_columns"]), None
-        if kind in ("se", "dct"):
+        if needs_grid(spec["dictionary"]):
             # Layer 1 uses the image grid; higher layers a 1-D grid over units.
             image_shape = self.image_shape if i == 0 else (1, n_in)
         else:
             image_shape = self.image_shape if i == 0 else None
-        built = build_dictionaries(
-            kind, n_in, inputs if kind in DATA_KERNELS else None, rng,
-            alpha_fraction=spec["alpha_fraction"], n_columns=spec["n_columns"],
-            length_scale=spec["length_scale"], ridge=spec["ridge"], image_shape=image_shape,
-            ae_n_components=self.ae_n_components, ae_max_iter=self.pretrain_epochs,
-            device=device, weights=weights, dp=dp,
-        )
-        return lambda: PredictedLinear(n_in, size, built.dictionaries), built
+        return dense_layer(spec, n_in, spec["units"], inputs, rng, image_shape=image_shape,
+                           ae_n_components=self.ae_n_components,
+                           ae_max_iter=self.pretrain_epochs, device=device, weights=weights,
+                           dp=dp)
 
     def _max_norm_step(self, layers):
         """The max-norm constraint as an after-step hook (None when disabled)."""
@@ -168,7 +156,7 @@ class _MLPNetwork:
         # The highest layer that reads its input data (to pretrain on it or to
         # build a data-driven dictionary); activations are computed up to it.
         last_reader = max(
-            (j for j, s in enumerate(specs) if j in pretrained or s["dictionary"] in DATA_KERNELS),
+            (j for j, s in enumerate(specs) if j in pretrained or needs_data(s["dictionary"])),
             default=-1,
         )
         inputs_t = X_t
@@ -470,7 +458,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "dictionary": [StrOptions(set(DICTIONARIES) | {"auto"}), None, tuple, list],
+        "dictionary": [StrOptions(kind_names(extra={"auto"})), None, tuple, list],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
         "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple, list],
         "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
@@ -617,7 +605,7 @@ device_ :
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "dictionary": [StrOptions(set(DICTIONARIES) | {"auto"}), None, tuple, list],
+        "dictionary": [StrOptions(kind_names(extra={"auto"})), None, tuple, list],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
         "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple, list],
         "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],

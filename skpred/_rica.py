@@ -19,7 +19,8 @@ from ._validation import check_float32_range, validate_floats
 from . import _kernels, _training
 from ._base import SaveMixin, TorchStateMixin, all_or_nothing
 from ._dictionary import layer_dictionary
-from ._layers import KERNELS, auto_dictionary, build_dictionaries
+from ._kinds import kind_names
+from ._layers import auto_dictionary, build_dictionaries
 from .nn import PredictedLinear
 
 __all__ = ["PredictedRICA", "rica_objective", "CONTRASTS"]
@@ -193,7 +194,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
         "sparsity": [Interval(Real, 0, None, closed="left")],
         "contrast": [StrOptions(set(CONTRASTS))],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "dictionary": [StrOptions(set(KERNELS) | {"auto"}), None],
+        "dictionary": [StrOptions(kind_names(fixed=True, extra={"auto"})), None],
         "alpha_fraction": [Interval(Real, 0, 1, closed="right")],
         "n_columns": [Interval(Integral, 1, None, closed="left"), None],
         "length_scale": [Interval(Real, 0, None, closed="neither"), tuple],
