@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
 from . import _distributed, _training
+from ._persist import SaveMixin, TorchStateMixin
 from .nn._linear import _Factored
 
 # Rows per prediction chunk; every chunk is padded to it (predict_in_batches).
@@ -88,82 +89,6 @@ def all_or_nothing(est, in_place=()):
         raise
 
 
-def _tensors_to_cpu(obj):
-    if torch.is_tensor(obj):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _tensors_to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_tensors_to_cpu(v) for v in obj)
-    return obj
-
-
-class SaveMixin:
-    """``est.save(path)``: the estimator as a safetensors file, read back by
-    :func:`skpred.load` without pickle."""
-
-    def save(self, path):
-        """Write the estimator (parameters, fitted attributes, weights, fixed
-        dictionaries and optimizer state) to ``path`` as safetensors.
-
-        Unlike pickle, loading the file runs no code: :func:`skpred.load`
-        reads JSON and tensors, rebuilds the network from a fixed set of
-        layer types and rejects a file whose weights do not match it.
-
-        Parameters
-        ----------
-        path : str or path-like
-        """
-        from ._persist import save
-
-        save(self, path)
-
-
-class TorchStateMixin:
-    """Pickling for estimators holding torch modules, an optimizer and a
-    torch.Generator.
-
-    Modules named in ``_torch_modules`` are stored on the CPU, so a model
-    fitted on a GPU unpickles on a CPU-only machine. The optimizer
-    ``_optimizer`` (bound to ``module_``'s parameters) is stored as its state
-    dict on the CPU (moments, step counts and the decayed learning rate) and
-    rebuilt on loading, so training after a pickle round trip continues
-    exactly as without it.
-    """
-
-    _torch_modules = ()
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        optimizer = state.get("_optimizer")
-        if optimizer is not None:
-            state["_optimizer"] = None
-            state["_optimizer_state"] = (
-                "sgd" if isinstance(optimizer, torch.optim.SGD) else "adam",
-                _tensors_to_cpu(optimizer.state_dict()),
-            )
-        for name in self._torch_modules:
-            if name in state:
-                state[name] = _training.cpu_copy(getattr(self, name))
-                state["device_"] = torch.device("cpu")
-        if "_generator" in state:
-            state["_generator_state"] = state.pop("_generator").get_state()
-        return state
-
-    def __setstate__(self, state):
-        gen_state = state.pop("_generator_state", None)
-        if gen_state is not None:
-            state["_generator"] = torch.Generator()
-            state["_generator"].set_state(gen_state)
-        optimizer_state = state.pop("_optimizer_state", None)
-        super().__setstate__(state)
-        if optimizer_state is not None:
-            solver, opt_state = optimizer_state
-            # lr, momentum and weight decay are restored by load_state_dict.
-            self._optimizer = _training.make_optimizer(self.module_, solver, 1.0)
-            self._optimizer.load_state_dict(opt_state)
-
-
 class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
     """What the skpred networks share, classifiers and regressors (not public).
 
@@ -181,6 +106,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
     (``"weights"``, or None) and the progress bar (``"progress"``). The
     task (classification or regression) comes from the mixin bases below.
     """
+
+    _abstract = True  # a base: not a class a file can name
 
     _torch_modules = ("module_",)
     # Parameters that shape the network: warm_start keeps the network, so a
@@ -525,6 +452,8 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
     Subclasses define ``class_weight`` besides the training parameters.
     """
 
+    _abstract = True  # a base: not a class a file can name
+
     def _validate_fit_data(self, X, y, reset):
         X, y = self._check_X(X, y, reset=reset)
         check_classification_targets(y)
@@ -647,6 +576,8 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
     """Regression on :class:`TorchEstimatorBase`: squared error (half the
     mean over outputs, as scikit-learn's MLPRegressor), ``score`` R^2;
     early stopping on the validation R^2."""
+
+    _abstract = True  # a base: not a class a file can name
 
     def _check_X(self, X, y="no_validation", reset=True):
         if isinstance(y, str) and y == "no_validation":

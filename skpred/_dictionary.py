@@ -11,7 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _training
 from ._validation import validate_floats
-from ._base import SaveMixin, all_or_nothing
+from ._base import all_or_nothing
+from ._persist import SaveMixin
 from ._kinds import kind_names
 from ._layers import auto_dictionary, build_dictionaries
 

@@ -24,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._validation import validate_floats
 from . import _kernels, _training
 from ._kernels import hwc_to_chw_rows
-from ._base import SaveMixin, all_or_nothing
+from ._base import all_or_nothing
+from ._persist import SaveMixin
 from ._rica import PredictedRICA
 
 __all__ = ["ZCAWhitening", "ImageEncoder", "sample_patches", "normalize_patches"]

@@ -1,256 +1,222 @@
 """Saving and loading fitted estimators without pickle.
 
-A file is one safetensors file (the format of Hugging Face's
-``safetensors``: an 8-byte little-endian header length, a JSON header, then
-the raw tensor bytes), written and read here with no dependency. The JSON
-metadata holds the estimator's class (one of skpred's, from a fixed
-registry: nothing is imported by name), its constructor parameters and its
-fitted attributes; arrays, tensors, module weights (fixed U included) and
-optimizer state are tensors. Torch modules are rebuilt from a description
-of their layers (from a fixed set of layer types) and filled with
-``load_state_dict(strict=True)``, so a file whose tensors do not fit its
-description is rejected. Loading runs no code from the file.
+A file is one safetensors file, written and read with the ``safetensors``
+package (the format's reference implementation). Its JSON metadata holds the
+estimator's class (one of skpred's: each registers itself by subclassing
+:class:`SaveMixin`; nothing is imported by name), its constructor
+parameters and its fitted attributes; arrays, tensors, module weights (fixed
+U included) and optimizer state are tensors. Torch modules are rebuilt from
+their description (``skpred.nn`` layers describe and rebuild themselves:
+``to_spec`` / ``from_spec``) and filled with ``load_state_dict(strict=True)``,
+so a file whose tensors do not fit its description is rejected. Loading runs
+no code from the file.
+
+Core module: below the estimators (which import it for :class:`SaveMixin`
+and :class:`TorchStateMixin`); it imports none of them.
 """
 
 import json
 import math
 import os
 import struct
+import tempfile
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as _safetensors_bytes
 from torch import nn
 
-__all__ = ["save", "load", "write_safetensors", "read_safetensors"]
+from . import _training
+from .nn._spec import layer_from_spec, layer_to_spec, spec_numel
+
+__all__ = ["save", "load", "write_safetensors", "read_safetensors", "SaveMixin",
+           "TorchStateMixin", "ESTIMATORS"]
 
 FORMAT = "skpred"
 VERSION = "1"
 # A header larger than this is refused before it is read.
 _MAX_HEADER = 64 * 1024 * 1024
 
-_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
-}
-_NAMES = {v: k for k, v in _DTYPES.items()}
-
 
 # ------------------------------------------------------------ safetensors
 
 
 def write_safetensors(path, tensors, metadata):
-    """Write ``{name: tensor}`` and ``{str: str}`` metadata as safetensors."""
-    header = {"__metadata__": dict(metadata)}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu").contiguous()
-        if t.dtype not in _NAMES:
-            raise ValueError(f"Cannot save tensor {name!r} of dtype {t.dtype}.")
-        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _NAMES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for data in blobs:
+    """Write ``{name: tensor}`` and ``{str: str}`` metadata as safetensors,
+    atomically: the bytes go to a temporary file in the target's folder,
+    are flushed to disk, and the file is renamed over ``path``. On any
+    failure (a full disk, Ctrl-C) the temporary file is removed and
+    ``path`` is left as it was."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"Cannot save to {path}: it is a directory.")
+    # Each tensor its own contiguous CPU copy (the format forbids shared memory).
+    own = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    try:
+        data = _safetensors_bytes(own, metadata=dict(metadata))
+    except (SafetensorError, TypeError, ValueError) as exc:
+        raise ValueError(f"Cannot write these tensors as safetensors: {exc}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
-    os.replace(tmp, path)  # a crash never leaves a half-written file at path
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _no_duplicates(pairs):
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        dup = next(k for k in names if names.count(k) > 1)
+        raise ValueError(f"the name {dup!r} appears twice")
+    return dict(pairs)
 
 
 def read_safetensors(path):
     """Read a safetensors file: ``(tensors, metadata)``; ValueError when it is
-    not one (truncated, overlapping or out-of-range data, unknown dtypes)."""
+    not one (truncated, a header that lies about its length, a name given
+    twice, data outside the file, overlapping, or bytes no tensor covers)."""
+    path = os.fspath(path)
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path} is not a safetensors file: it is {len(raw)} bytes long.")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > min(_MAX_HEADER, len(raw) - 8):
-        raise ValueError(f"{path} is not a valid safetensors file: its header length {n} "
-                         f"exceeds the file.")
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path} is not a safetensors file: it is {size} bytes long.")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(_MAX_HEADER, size - 8):
+            raise ValueError(f"{path} is not a valid safetensors file: its header length {n} "
+                             f"exceeds the file.")
+        raw_header = f.read(n)
+    # The header is read here first, for what the package does not refuse
+    # (a name given twice: JSON keeps the last) and for clear messages.
     try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"{path} has a corrupt safetensors header: {exc!r}.") from None
+        header = json.loads(raw_header.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise ValueError(f"{path} has a corrupt safetensors header: {exc}.") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path} has a corrupt safetensors header (not an object).")
-    metadata = header.pop("__metadata__", {})
+    metadata = header.get("__metadata__", {})
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise ValueError(f"{path}: the safetensors metadata must map strings to strings.")
-    data = memoryview(raw)[8 + n:]
-    tensors, spans = {}, []
-    for name, entry in header.items():
-        if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has no known dtype.")
-        shape, offsets = entry.get("shape"), entry.get("data_offsets")
-        if (not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape)
-                or not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) for o in offsets)):
-            raise ValueError(f"{path}: tensor {name!r} has a malformed shape or offsets.")
-        dtype = _DTYPES[entry["dtype"]]
-        begin, end = offsets
-        size = math.prod(shape) * dtype.itemsize
-        if not 0 <= begin <= end <= len(data) or end - begin != size:
-            raise ValueError(f"{path}: the data of tensor {name!r} lies outside the file or "
-                             f"does not match its shape {shape}.")
-        spans.append((begin, end, name))
-        buffer = bytearray(data[begin:end])
-        flat = torch.frombuffer(buffer, dtype=torch.uint8) if size else torch.empty(0, dtype=torch.uint8)
-        tensors[name] = flat.view(dtype).reshape(shape) if size else torch.empty(shape, dtype=dtype)
-    spans.sort()
-    for (_, end, a), (begin, _, b) in zip(spans, spans[1:]):
-        if begin < end:
-            raise ValueError(f"{path}: the data of tensors {a!r} and {b!r} overlap.")
-    return tensors, metadata
+    try:
+        with safe_open(path, framework="pt") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise ValueError(f"{path} is not a valid safetensors file: {exc}") from None
+    return tensors, dict(metadata)
 
 
 # ----------------------------------------------------------------- modules
 
 
-def _layer_spec(m):
-    from .nn import LowRankLinear, PredictedConv2d, PredictedConvNet, PredictedLinear, PredictedMLP
-    from .nn._linear import SEPredictedLinear
+# ------------------------------------------------------------ registration
 
-    if isinstance(m, SEPredictedLinear):
-        raise ValueError("SEPredictedLinear layers cannot be saved by skpred.save yet; use "
-                         "torch.save(module.state_dict()).")
-    if isinstance(m, LowRankLinear):
-        return dict(type="LowRankLinear", in_features=m.in_features, out_features=m.out_features,
-                    rank=m.n_atoms, n_columns=m.n_columns, bias=m.bias is not None, path=m.path)
-    if isinstance(m, PredictedLinear):
-        return dict(type="PredictedLinear", in_features=m.in_features,
-                    out_features=m.out_features, n_columns=m.n_columns, n_atoms=m.n_atoms,
-                    bias=m.bias is not None, path=m.path)
-    if isinstance(m, PredictedConv2d):
-        return dict(type="PredictedConv2d", in_channels=m.in_channels,
-                    out_channels=m.out_channels, kernel_size=list(m.kernel_size),
-                    n_columns=m.n_columns, n_atoms=m.n_atoms, stride=list(m.stride),
-                    padding=m.padding if isinstance(m.padding, str) else list(m.padding),
-                    dilation=list(m.dilation), bias=m.bias is not None, path=m.path)
-    if type(m) is nn.Linear:
-        return dict(type="Linear", in_features=m.in_features, out_features=m.out_features,
-                    bias=m.bias is not None)
-    if type(m) is nn.Conv2d and m.groups == 1:
-        return dict(type="Conv2d", in_channels=m.in_channels, out_channels=m.out_channels,
-                    kernel_size=list(m.kernel_size), stride=list(m.stride),
-                    padding=m.padding if isinstance(m.padding, str) else list(m.padding),
-                    dilation=list(m.dilation), bias=m.bias is not None)
-    if isinstance(m, PredictedMLP):
-        return dict(type="PredictedMLP", hidden=[_layer_spec(h) for h in m.hidden],
-                    n_outputs=m.output.out_features, activation=m.activation)
-    if isinstance(m, PredictedConvNet):
-        return dict(type="PredictedConvNet", image_shape=list(m.image_shape),
-                    convs=[_layer_spec(c) for c in m.convs], pools=[list(p) for p in m.pools],
-                    dense=[_layer_spec(d) for d in m.dense], n_outputs=m.output.out_features,
-                    activation=m.activation)
-    raise ValueError(f"Cannot save a module of type {type(m).__name__}.")
+#: class name -> estimator class: every skpred estimator that can be saved,
+#: registered by :class:`SaveMixin` when the class is defined.
+ESTIMATORS = {}
 
 
-def _spec_numel(spec):
-    """The number of values the state_dict of a described module holds;
-    ValueError for a description that is not one (checked before building)."""
-    try:
-        kind = spec["type"]
-        bias = lambda n: n if spec.get("bias") else 0  # noqa: E731
-        if kind == "Linear":
-            return spec["in_features"] * spec["out_features"] + bias(spec["out_features"])
-        if kind == "Conv2d":
-            kh, kw = spec["kernel_size"]
-            return spec["out_channels"] * spec["in_channels"] * kh * kw + bias(spec["out_channels"])
-        if kind in ("PredictedLinear", "LowRankLinear"):
-            atoms = spec["n_atoms"] if kind == "PredictedLinear" else spec["rank"]
-            C, n_in, n_out = spec["n_columns"], spec["in_features"], spec["out_features"]
-            return n_in * C * atoms + atoms * n_out + bias(n_out)
-        if kind == "PredictedConv2d":
-            kh, kw = spec["kernel_size"]
-            C, a = spec["n_columns"], spec["n_atoms"]
-            return (C * a * spec["in_channels"] * kh * kw + a * spec["out_channels"]
-                    + bias(spec["out_channels"]))
-        if kind == "PredictedMLP":
-            hidden = [_spec_numel(h) for h in spec["hidden"]]
-            last = spec["hidden"][-1]["out_features"]
-            return sum(hidden) + last * spec["n_outputs"] + spec["n_outputs"]
-        if kind == "PredictedConvNet":
-            inner = [_spec_numel(m) for m in spec["convs"] + spec["dense"]]
-            if spec["dense"]:
-                last = spec["dense"][-1]["out_features"]
-            else:
-                rows, cols, channels = spec["image_shape"]
-                for conv, (ph, pw) in zip(spec["convs"], spec["pools"]):
-                    channels, rows, cols = conv["out_channels"], rows // ph, cols // pw
-                last = channels * rows * cols
-            return sum(inner) + last * spec["n_outputs"] + spec["n_outputs"]
-    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
-        raise ValueError("Corrupt module description in the file.") from None
-    raise ValueError(f"Unknown module type {spec.get('type')!r} in the file.")
+class SaveMixin:
+    """``est.save(path)``: the estimator as a safetensors file, read back by
+    :func:`skpred.load` without pickle.
+
+    Every concrete skpred estimator class deriving from it is registered in
+    :data:`ESTIMATORS` (a base class says ``_abstract = True``); classes
+    defined outside skpred are not, so a file can only name skpred's own.
+    """
+
+    _abstract = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_abstract", False) or not cls.__module__.startswith("skpred."):
+            return
+        if cls.__name__ in ESTIMATORS:
+            raise TypeError(f"Two skpred estimators are named {cls.__name__}.")
+        ESTIMATORS[cls.__name__] = cls
+
+    def save(self, path):
+        """Write the estimator (parameters, fitted attributes, weights, fixed
+        dictionaries and optimizer state) to ``path`` as safetensors.
+
+        Unlike pickle, loading the file runs no code: :func:`skpred.load`
+        reads JSON and tensors, rebuilds the network from a fixed set of
+        layer types and rejects a file whose weights do not match it. The
+        file is written atomically: a failed save leaves ``path`` as it was.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        save(self, path)
 
 
-def _pad(p):
-    return p if isinstance(p, str) else tuple(p)
+def _tensors_to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _tensors_to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tensors_to_cpu(v) for v in obj)
+    return obj
 
 
-def _build_layer(spec, dtype):
-    """A module of the described shape (weights to be loaded); ValueError on
-    anything that is not one of the known layer descriptions."""
-    from .nn import LowRankLinear, PredictedConv2d, PredictedConvNet, PredictedLinear, PredictedMLP
+class TorchStateMixin:
+    """Pickling (and saving) for estimators holding torch modules, an
+    optimizer and a torch.Generator.
 
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError("Corrupt module description in the file.")
-    kind = spec["type"]
-    try:
-        if kind == "Linear":
-            return nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"],
-                             dtype=dtype)
-        if kind == "Conv2d":
-            return nn.Conv2d(spec["in_channels"], spec["out_channels"],
-                             tuple(spec["kernel_size"]), stride=tuple(spec["stride"]),
-                             padding=_pad(spec["padding"]), dilation=tuple(spec["dilation"]),
-                             bias=spec["bias"], dtype=dtype)
-        if kind == "PredictedLinear":
-            U = torch.zeros(spec["n_columns"], spec["in_features"], spec["n_atoms"])
-            return PredictedLinear(spec["in_features"], spec["out_features"], U,
-                                   bias=spec["bias"], path=spec["path"], dtype=dtype)
-        if kind == "LowRankLinear":
-            return LowRankLinear(spec["in_features"], spec["out_features"], spec["rank"],
-                                 spec["n_columns"], bias=spec["bias"], path=spec["path"],
-                                 dtype=dtype)
-        if kind == "PredictedConv2d":
-            kh, kw = spec["kernel_size"]
-            U = torch.zeros(spec["n_columns"], spec["in_channels"] * kh * kw, spec["n_atoms"])
-            return PredictedConv2d(spec["in_channels"], spec["out_channels"], (kh, kw), U,
-                                   stride=tuple(spec["stride"]), padding=_pad(spec["padding"]),
-                                   dilation=tuple(spec["dilation"]), bias=spec["bias"],
-                                   path=spec["path"], dtype=dtype)
-        if kind == "PredictedMLP":
-            hidden = [_build_layer(h, dtype) for h in spec["hidden"]]
-            return PredictedMLP(hidden, spec["n_outputs"], spec["activation"], dtype=dtype)
-        if kind == "PredictedConvNet":
-            return PredictedConvNet(
-                tuple(spec["image_shape"]), [_build_layer(c, dtype) for c in spec["convs"]],
-                [tuple(p) for p in spec["pools"]], [_build_layer(d, dtype) for d in spec["dense"]],
-                spec["n_outputs"], spec["activation"], dtype=dtype)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"Corrupt {kind} description in the file: {exc!r}.") from None
-    raise ValueError(f"Unknown module type {kind!r} in the file.")
+    Modules named in ``_torch_modules`` are stored on the CPU, so a model
+    fitted on a GPU unpickles on a CPU-only machine. The optimizer
+    ``_optimizer`` (bound to ``module_``'s parameters) is stored as its state
+    dict on the CPU (moments, step counts and the decayed learning rate) and
+    rebuilt on loading, so training after a pickle round trip continues
+    exactly as without it.
+    """
+
+    _torch_modules = ()
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        optimizer = state.get("_optimizer")
+        if optimizer is not None:
+            state["_optimizer"] = None
+            state["_optimizer_state"] = (
+                "sgd" if isinstance(optimizer, torch.optim.SGD) else "adam",
+                _tensors_to_cpu(optimizer.state_dict()),
+            )
+        for name in self._torch_modules:
+            if name in state:
+                state[name] = _training.cpu_copy(getattr(self, name))
+                state["device_"] = torch.device("cpu")
+        if "_generator" in state:
+            state["_generator_state"] = state.pop("_generator").get_state()
+        return state
+
+    def __setstate__(self, state):
+        gen_state = state.pop("_generator_state", None)
+        if gen_state is not None:
+            state["_generator"] = torch.Generator()
+            state["_generator"].set_state(gen_state)
+        optimizer_state = state.pop("_optimizer_state", None)
+        super().__setstate__(state)
+        if optimizer_state is not None:
+            solver, opt_state = optimizer_state
+            # lr, momentum and weight decay are restored by load_state_dict.
+            self._optimizer = _training.make_optimizer(self.module_, solver, 1.0)
+            self._optimizer.load_state_dict(opt_state)
 
 
 # -------------------------------------------------------------- estimators
-
-
-def _registry():
-    from . import (ImageEncoder, KernelDictionary, PredictedConvNetClassifier,
-                   PredictedMLPClassifier, PredictedMLPRegressor, PredictedRICA, ZCAWhitening)
-
-    return {c.__name__: c for c in (ImageEncoder, KernelDictionary, PredictedConvNetClassifier,
-                                    PredictedMLPClassifier, PredictedMLPRegressor,
-                                    PredictedRICA, ZCAWhitening)}
 
 
 class _Encoder:
@@ -297,12 +263,12 @@ class _Encoder:
         if isinstance(v, torch.Generator):
             return {"__generator__": self._tensor(path, v.get_state())}
         if isinstance(v, nn.Module):
-            spec = _layer_spec(v)
+            spec = layer_to_spec(v)
             for name, t in v.state_dict().items():
                 self._tensor(f"{path}/{name}", t.detach().cpu())
             return {"__module__": spec, "prefix": path}
         if isinstance(v, BaseEstimator):
-            if type(v).__name__ not in _registry() or type(v) is not _registry()[type(v).__name__]:
+            if ESTIMATORS.get(type(v).__name__) is not type(v):
                 raise ValueError(f"Cannot save {path}: {type(v).__name__} is not a skpred "
                                  f"estimator (use joblib for pipelines of other estimators).")
             return {"__estimator__": type(v).__name__,
@@ -394,10 +360,10 @@ class _Decoder:
             floats = [t.dtype for t in state.values() if t.is_floating_point()]
             # Checked before anything is allocated: a description that asks
             # for more (or fewer) numbers than the file holds is refused.
-            if _spec_numel(v["__module__"]) != sum(t.numel() for t in state.values()):
+            if spec_numel(v["__module__"]) != sum(t.numel() for t in state.values()):
                 raise ValueError("The weights in the file do not match its description of the "
                                  "network (their sizes differ).")
-            module = _build_layer(v["__module__"], floats[0] if floats else None)
+            module = layer_from_spec(v["__module__"], floats[0] if floats else None)
             try:
                 module.load_state_dict(state, strict=True)
             except RuntimeError as exc:
@@ -411,8 +377,8 @@ class _Decoder:
 
 
 def _restore(name, state):
-    registry = _registry()
-    if name not in registry:
+    registry = ESTIMATORS
+    if not isinstance(name, str) or name not in registry:
         raise ValueError(f"The file holds a {name!r}, which is not a skpred estimator.")
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise ValueError("Corrupt estimator state in the file.")
@@ -450,7 +416,7 @@ def save(est, path):
     state = encoder(_state(est), "state")
     metadata = {"format": FORMAT, "version": VERSION, "class": type(est).__name__,
                 "state": json.dumps(state, allow_nan=False)}
-    if type(est).__name__ not in _registry():
+    if ESTIMATORS.get(type(est).__name__) is not type(est):
         raise ValueError(f"{type(est).__name__} is not a skpred estimator.")
     write_safetensors(path, encoder.tensors, metadata)
 
@@ -477,8 +443,7 @@ def load(path, device=None):
         The file is not a skpred file, is corrupt, or its weights do not
         match its parameters.
     """
-    from ._training import resolve_device
-
+    resolve_device = _training.resolve_device
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is a safetensors file but not one written by skpred.save.")

@@ -17,7 +17,8 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._validation import check_float32_range, validate_floats
 from . import _kernels, _training
-from ._base import SaveMixin, TorchStateMixin, all_or_nothing
+from ._base import all_or_nothing
+from ._persist import SaveMixin, TorchStateMixin
 from ._dictionary import layer_dictionary
 from ._kinds import kind_names
 from ._layers import auto_dictionary, build_dictionaries

@@ -1,6 +1,7 @@
 """est.save / skpred.load: safetensors without pickle (issue 14)."""
 
 import json
+import os
 import struct
 import warnings
 
@@ -154,7 +155,7 @@ def test_hostile_and_corrupt_files_are_refused(data, tmp_path):
     # truncated
     trunc = tmp_path / "trunc.st"
     trunc.write_bytes(original[:len(original) // 2])
-    cases.append((trunc, "outside the file|exceeds the file"))
+    cases.append((trunc, "outside the file|exceeds the file|not fully covered"))
     # another class name (a module path is never imported)
     _rewrite(fresh(), lambda m, s: m.update({"class": "os.system"}))
     cases.append((good.rename(tmp_path / "class.st"), "not a skpred estimator"))
@@ -336,3 +337,101 @@ def test_corrupt_device_attribute_is_refused_with_a_value_error(data, tmp_path, 
     write_safetensors(path, tensors, meta)
     with pytest.raises(ValueError, match="[Cc]orrupt device"):
         skpred.load(path)
+
+
+FORMAT1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "format1")
+FORMAT1_NAMES = ["convnet", "encoder", "kernel-dictionary", "mlp", "mlp-lowrank-dense",
+                 "regressor", "rica", "zca"]
+
+
+@pytest.mark.parametrize("name", FORMAT1_NAMES)
+def test_files_written_before_the_persistence_rewrite_still_load(name):
+    """Breakage caught: a reader change that stops reading files users saved
+    earlier. The files were written by skpred at commit 8444de9 (its own
+    safetensors writer, before the safetensors package and the layers'
+    to_spec/from_spec), by tests/data/format1/make_files.py; the outputs
+    they must reproduce were recorded beside them at the same time."""
+    est = skpred.load(os.path.join(FORMAT1, f"{name}.skpred"))
+    recorded = np.load(os.path.join(FORMAT1, "outputs.npz"))
+    np.testing.assert_allclose(_output(est, recorded["X"]), recorded[name], rtol=1e-6, atol=1e-6)
+
+
+def test_a_failed_save_leaves_nothing_behind_and_the_old_file_intact(data, tmp_path, monkeypatch):
+    """Breakage caught: a save that fails midway (a full disk, Ctrl-C)
+    leaving a temporary file, or a half-written file at the target."""
+    import skpred._persist as persist
+
+    X, y = data
+    est = _fit(PredictedMLPClassifier((16,), max_iter=1, **CPU), X, y)
+    path = tmp_path / "m.st"
+    est.save(path)
+    before = path.read_bytes()
+    for failure in (OSError(28, "No space left on device"), KeyboardInterrupt()):
+        def fail(*args, failure=failure):
+            raise failure
+        monkeypatch.setattr(persist.os, "fsync", fail)
+        with pytest.raises(type(failure)):
+            est.save(path)
+        monkeypatch.undo()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.st"]
+        assert path.read_bytes() == before
+    # a folder as the target: a clear error, nothing written
+    with pytest.raises(ValueError, match="is a directory"):
+        est.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.st"]
+
+
+def test_a_tensor_named_twice_is_refused(data, tmp_path):
+    """Breakage caught: a header naming a tensor twice (JSON keeps the last
+    entry, so appended bytes would silently replace the saved weights)."""
+    X, y = data
+    est = _fit(PredictedMLPClassifier((16,), max_iter=1, **CPU), X, y)
+    path = tmp_path / "m.st"
+    est.save(path)
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = raw[8:8 + n].decode().rstrip()
+    name = next(k for k in json.loads(header) if k.endswith("output.bias"))
+    entry = json.dumps(json.loads(header)[name])
+    forged = header[:-1] + f',"{name}":{entry}}}'
+    forged = forged.encode() + b" " * (-len(forged) % 8)
+    path.write_bytes(struct.pack("<Q", len(forged)) + forged + raw[8 + n:])
+    with pytest.raises(ValueError, match="appears twice"):
+        skpred.load(path)
+
+
+def test_a_new_estimator_is_saved_with_no_edit_to_persistence(tmp_path):
+    """Breakage caught: persistence keeping its own list of estimator
+    classes (a new skpred estimator could then not be saved), or
+    accepting a class defined outside skpred."""
+    from sklearn.base import BaseEstimator
+
+    from skpred._persist import ESTIMATORS, SaveMixin
+
+    class ToyEstimator(SaveMixin, BaseEstimator):
+        __module__ = "skpred._toy"  # as if defined in the package
+        _parameter_constraints = {"scale": [float]}
+
+        def __init__(self, scale=1.0):
+            self.scale = scale
+
+        def fit(self, X, y=None):
+            self.mean_ = np.asarray(X).mean(0) * self.scale
+            return self
+
+    try:
+        assert ESTIMATORS["ToyEstimator"] is ToyEstimator
+        est = ToyEstimator(scale=2.0).fit(np.arange(6.0).reshape(3, 2))
+        est.save(tmp_path / "toy.st")
+        back = skpred.load(tmp_path / "toy.st")
+        assert type(back) is ToyEstimator and back.scale == 2.0
+        np.testing.assert_array_equal(back.mean_, [4.0, 6.0])
+    finally:
+        ESTIMATORS.pop("ToyEstimator", None)
+
+    class Outside(SaveMixin, BaseEstimator):  # a user's class: not registered
+        pass
+
+    assert "Outside" not in ESTIMATORS
+    with pytest.raises(ValueError, match="not a skpred estimator"):
+        Outside().save(tmp_path / "outside.st")

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ._spec import bias_numel, describable, pair_list, pair_tuple
 from ._linear import _PATHS, _Factored, _split_units, as_dictionary_tensor, init_factored_
 
 __all__ = ["PredictedConv2d"]
@@ -22,6 +23,7 @@ def _pair(v) -> Tuple[int, int]:
     return v
 
 
+@describable
 class PredictedConv2d(_Factored):
     r"""2-D convolution whose filter bank is predicted: ``W = U V``.
 
@@ -119,6 +121,31 @@ class PredictedConv2d(_Factored):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+
+    def to_spec(self) -> dict:
+        """A JSON-able description from which :meth:`from_spec` rebuilds a
+        layer of the same shape (weights and U to be loaded)."""
+        return dict(type="PredictedConv2d", in_channels=self.in_channels,
+                    out_channels=self.out_channels, kernel_size=list(self.kernel_size),
+                    n_columns=self.n_columns, n_atoms=self.n_atoms, stride=list(self.stride),
+                    padding=pair_list(self.padding), dilation=list(self.dilation),
+                    bias=self.bias is not None, path=self.path)
+
+    @classmethod
+    def from_spec(cls, spec: dict, dtype=None) -> "PredictedConv2d":
+        kh, kw = spec["kernel_size"]
+        U = torch.zeros(spec["n_columns"], spec["in_channels"] * kh * kw, spec["n_atoms"])
+        return cls(spec["in_channels"], spec["out_channels"], (kh, kw), U,
+                   stride=tuple(spec["stride"]), padding=pair_tuple(spec["padding"]),
+                   dilation=tuple(spec["dilation"]), bias=spec["bias"], path=spec["path"],
+                   dtype=dtype)
+
+    @classmethod
+    def spec_numel(cls, spec: dict) -> int:
+        kh, kw = spec["kernel_size"]
+        C, a = spec["n_columns"], spec["n_atoms"]
+        return (C * a * spec["in_channels"] * kh * kw + a * spec["out_channels"]
+                + bias_numel(spec, spec["out_channels"]))
 
     @property
     def fan_in(self) -> int:

@@ -6,10 +6,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._mlp import ACTIVATIONS
+from ._spec import describable, layer_from_spec, layer_to_spec, spec_numel
 
 __all__ = ["PredictedConvNet"]
 
 
+@describable
 class PredictedConvNet(nn.Module):
     """Convolutions (each followed by the activation and max pooling), dense
     hidden layers, and a dense output layer returning logits.
@@ -50,6 +52,34 @@ class PredictedConvNet(nn.Module):
         self.dense = nn.ModuleList(dense)
         n_last = dense[-1].out_features if len(dense) else self.n_conv_features()
         self.output = nn.Linear(n_last, n_outputs, device=device, dtype=dtype)
+
+    def to_spec(self) -> dict:
+        """A JSON-able description (every layer's own included) from which
+        :meth:`from_spec` rebuilds a network of the same shape."""
+        return dict(type="PredictedConvNet", image_shape=list(self.image_shape),
+                    convs=[layer_to_spec(c) for c in self.convs],
+                    pools=[list(p) for p in self.pools],
+                    dense=[layer_to_spec(d) for d in self.dense],
+                    n_outputs=self.output.out_features, activation=self.activation)
+
+    @classmethod
+    def from_spec(cls, spec: dict, dtype=None) -> "PredictedConvNet":
+        return cls(tuple(spec["image_shape"]), [layer_from_spec(c, dtype) for c in spec["convs"]],
+                   [tuple(p) for p in spec["pools"]],
+                   [layer_from_spec(d, dtype) for d in spec["dense"]],
+                   spec["n_outputs"], spec["activation"], dtype=dtype)
+
+    @classmethod
+    def spec_numel(cls, spec: dict) -> int:
+        inner = [spec_numel(m) for m in spec["convs"] + spec["dense"]]
+        if spec["dense"]:
+            last = spec["dense"][-1]["out_features"]
+        else:
+            rows, cols, channels = spec["image_shape"]
+            for conv, (ph, pw) in zip(spec["convs"], spec["pools"]):
+                channels, rows, cols = conv["out_channels"], rows // ph, cols // pw
+            last = channels * rows * cols
+        return sum(inner) + last * spec["n_outputs"] + spec["n_outputs"]
 
     def feature_map_shape(self, depth: int = None) -> Tuple[int, int, int]:
         """(channels, rows, cols) after conv block ``depth`` (all by default)."""

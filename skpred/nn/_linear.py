@@ -6,6 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ._spec import bias_numel, describable
+
 __all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "as_dictionary_tensor",
            "flush_subnormals"]
 
@@ -141,6 +143,7 @@ class _Factored(nn.Module):
         return dense
 
 
+@describable
 class PredictedLinear(_Factored):
     r"""Dense layer with predicted weights, ``y = x W + b`` with ``W = U V``.
 
@@ -226,6 +229,27 @@ class PredictedLinear(_Factored):
     def dictionaries(self) -> Tensor:
         """View of U as ``(C, in_features, n_atoms)``."""
         return self.U.view(self.in_features, self.n_columns, self.n_atoms).permute(1, 0, 2)
+
+    # ------------------------------------------------------ description
+
+    def to_spec(self) -> dict:
+        """A JSON-able description from which :meth:`from_spec` rebuilds a
+        layer of the same shape (weights and U to be loaded)."""
+        return dict(type="PredictedLinear", in_features=self.in_features,
+                    out_features=self.out_features, n_columns=self.n_columns,
+                    n_atoms=self.n_atoms, bias=self.bias is not None, path=self.path)
+
+    @classmethod
+    def from_spec(cls, spec: dict, dtype=None) -> "PredictedLinear":
+        U = torch.zeros(spec["n_columns"], spec["in_features"], spec["n_atoms"])
+        return cls(spec["in_features"], spec["out_features"], U, bias=spec["bias"],
+                   path=spec["path"], dtype=dtype)
+
+    @classmethod
+    def spec_numel(cls, spec: dict) -> int:
+        C, n_in, n_out, a = (spec["n_columns"], spec["in_features"], spec["out_features"],
+                             spec["n_atoms"])
+        return n_in * C * a + a * n_out + bias_numel(spec, n_out)
 
     def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
         """Draw V so that W = U V has ``torch.nn.Linear``'s initial variance.
@@ -378,6 +402,7 @@ class PredictedLinear(_Factored):
         )
 
 
+@describable
 class LowRankLinear(PredictedLinear):
     """The LowRank baseline: ``W = U V`` with both factors learned.
 
@@ -411,6 +436,20 @@ class LowRankLinear(PredictedLinear):
         # Placeholder of the right shape; reset_parameters draws the real U.
         placeholder = torch.ones(n_columns, in_features, rank)
         super().__init__(in_features, out_features, placeholder, bias, device, dtype, path)
+
+    def to_spec(self) -> dict:
+        return dict(type="LowRankLinear", in_features=self.in_features,
+                    out_features=self.out_features, rank=self.n_atoms, n_columns=self.n_columns,
+                    bias=self.bias is not None, path=self.path)
+
+    @classmethod
+    def from_spec(cls, spec: dict, dtype=None) -> "LowRankLinear":
+        return cls(spec["in_features"], spec["out_features"], spec["rank"], spec["n_columns"],
+                   bias=spec["bias"], path=spec["path"], dtype=dtype)
+
+    @classmethod
+    def spec_numel(cls, spec: dict) -> int:
+        return PredictedLinear.spec_numel(dict(spec, n_atoms=spec["rank"]))
 
     @classmethod
     def for_fraction(cls, in_features: int, out_features: int, alpha_fraction: float,
@@ -487,6 +526,10 @@ class SEPredictedLinear(PredictedLinear):
     """
 
     _paths = _PATHS + ("blur",)
+
+    def to_spec(self) -> dict:
+        raise ValueError("SEPredictedLinear layers cannot be saved by skpred.save yet; use "
+                         "torch.save(module.state_dict()).")
 
     def __init__(self, in_features: int, out_features: int, image_shape, length_scale, alphas,
                  ridge: Optional[float] = 0.1, bias: bool = True, device=None, dtype=None,

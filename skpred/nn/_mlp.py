@@ -5,6 +5,8 @@ from typing import List, Sequence
 import torch
 from torch import Tensor, nn
 
+from ._spec import describable, layer_from_spec, layer_to_spec, spec_numel
+
 __all__ = ["PredictedMLP", "ACTIVATIONS", "max_norm_"]
 
 # One registry for the string option `activation`.
@@ -29,6 +31,7 @@ def max_norm_(layer: nn.Module, max_norm: float) -> None:
         layer.weight.renorm_(2, 0, max_norm)
 
 
+@describable
 class PredictedMLP(nn.Module):
     """Hidden layers (any ``nn.Linear``-shaped modules) and a dense output layer.
 
@@ -55,6 +58,23 @@ class PredictedMLP(nn.Module):
         self.activation = activation
         self.hidden = nn.ModuleList(hidden)
         self.output = nn.Linear(hidden[-1].out_features, n_outputs, device=device, dtype=dtype)
+
+    def to_spec(self) -> dict:
+        """A JSON-able description (the hidden layers' own included) from
+        which :meth:`from_spec` rebuilds a network of the same shape."""
+        return dict(type="PredictedMLP", hidden=[layer_to_spec(h) for h in self.hidden],
+                    n_outputs=self.output.out_features, activation=self.activation)
+
+    @classmethod
+    def from_spec(cls, spec: dict, dtype=None) -> "PredictedMLP":
+        hidden = [layer_from_spec(h, dtype) for h in spec["hidden"]]
+        return cls(hidden, spec["n_outputs"], spec["activation"], dtype=dtype)
+
+    @classmethod
+    def spec_numel(cls, spec: dict) -> int:
+        last = spec["hidden"][-1]["out_features"]
+        return (sum(spec_numel(h) for h in spec["hidden"])
+                + last * spec["n_outputs"] + spec["n_outputs"])
 
     def features(self, x: Tensor, depth: int = None) -> Tensor:
         """Activations of hidden layer ``depth`` (1-based; the last by default)."""
