@@ -1,7 +1,7 @@
 """What the torch-backed classifiers share: fit, partial_fit, predict, pickling.
 
 Subclasses build their network in ``_build`` and may reshape inputs in
-``_check_X``; training runs through :func:`skpred._training.train_epochs`.
+``_check_X``; training runs through :func:`skpred._loop.train_epochs`.
 """
 
 import copy
@@ -22,7 +22,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
-from . import _distributed, _training
+from . import _device, _distributed, _feeds, _loop, _optim
 from ._persist import SaveMixin, TorchStateMixin
 from .nn._linear import _Factored
 
@@ -47,7 +47,7 @@ TRAINING_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
-    "learning_rate": [StrOptions(set(_training.LEARNING_RATES))],
+    "learning_rate": [StrOptions(set(_optim.LEARNING_RATES))],
     "power_t": [Interval(Real, 0, None, closed="left")],
     "progress_bar": [StrOptions({"auto"}), "boolean"],
 }
@@ -240,7 +240,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             # Same parameters and data on every rank, or a clear error (not
             # a hang or a silently different model).
             params = {k: v for k, v in self.get_params(deep=False).items() if k != "device"}
-            where = _training.resolve_device(self.device)
+            where = _device.resolve_device(self.device)
             dp.check_same("the estimator's parameters", [type(self).__name__, params], where)
             dp.check_same("the training data", _distributed.fingerprint(X, y, sample_weight),
                           where)
@@ -252,8 +252,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             device = self.device_
             generator = self._generator
         else:
-            device = _training.resolve_device(self.device)
-            generator = _training.torch_generator(rng)
+            device = _device.resolve_device(self.device)
+            generator = _device.torch_generator(rng)
         early = self.early_stopping and not partial
         if early:
             train_idx, val_idx = train_test_split(
@@ -261,21 +261,21 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 stratify=targets if is_classifier(self) else None, random_state=rng,
             )
             train_idx.sort()
-        X_t = _training.to_device(X, device)  # the one copy of X on the device
+        X_t = _feeds.to_device(X, device)  # the one copy of X on the device
         y_t = self._target_tensor(targets, device)
         w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
                                                            device=device)
         w_val = None
         if early:
-            X_val, y_val = _training.take_rows(X_t, val_idx), y_t[val_idx]
+            X_val, y_val = _feeds.take_rows(X_t, val_idx), y_t[val_idx]
             # the full copy is freed here
-            X_t, y_t = _training.take_rows(X_t, train_idx), y_t[train_idx]
+            X_t, y_t = _feeds.take_rows(X_t, train_idx), y_t[train_idx]
             if w_t is not None:
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
                     raise ValueError("The sample weights of the training split sum to zero.")
 
-        bar = _training.ProgressBar() if _training.wants_progress_bar(
+        bar = _loop.ProgressBar() if _loop.wants_progress_bar(
             self.progress_bar, self.verbose) else None
         verbose = 0 if bar is not None else self.verbose
         try:
@@ -305,10 +305,10 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 dp.check_same_tensors("the initial weights", list(module.state_dict().values()),
                                       device)
             if self._optimizer is None:
-                self._optimizer = _training.make_optimizer(
+                self._optimizer = _optim.make_optimizer(
                     module, self.solver, self.learning_rate_init, self.momentum,
                     self.weight_decay)
-            schedule = _training.LearningRateSchedule(
+            schedule = _optim.LearningRateSchedule(
                 self.learning_rate, self.learning_rate_init, self.power_t,
                 self.learning_rate_decay, samples_seen=getattr(self, "_samples_seen", 0))
 
@@ -318,15 +318,15 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             feed, forward = self._training_feed(module, X_t, epochs, batch_size)
 
             def batch_loss(xb, yb, wb=None):
-                return _training.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
+                return _feeds.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
 
             def validation():
                 with torch.no_grad():
-                    out = _training.apply_in_batches(module, X_val)
-                    loss = _training.weighted_mean(self._per_sample_loss(out, y_val), w_val)
+                    out = _feeds.apply_in_batches(module, X_val)
+                    loss = _feeds.weighted_mean(self._per_sample_loss(out, y_val), w_val)
                     return self._validation_score(out, y_val, w_val), loss.item()
 
-            result = _training.train_epochs(
+            result = _loop.train_epochs(
                 module, batch_loss, feed, y_t, self._optimizer,
                 epochs=epochs, batch_size=batch_size,
                 shuffle=self.shuffle, generator=generator,
@@ -434,7 +434,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self.module_.eval()
         # Padded chunks: a row's prediction does not depend on the rows
         # predicted with it.
-        out = _training.predict_in_batches(self.module_, X, self._module_device(),
+        out = _feeds.predict_in_batches(self.module_, X, self._module_device(),
                                            _PREDICT_BATCH, pad=True)
         return out, X.dtype
 
@@ -506,7 +506,7 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
         return F.cross_entropy(out, yb, reduction="none")
 
     def _validation_score(self, out, y, w):
-        return _training.weighted_mean((out.argmax(1) == y).float(), w).item()
+        return _feeds.weighted_mean((out.argmax(1) == y).float(), w).item()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):

@@ -8,7 +8,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._validation import validate_floats
-from . import _kernels, _training
+from . import _device, _feeds, _kernels
 from ._kernels import hwc_to_chw_rows
 from ._base import CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifierBase
 from ._dictionary import layer_dictionary
@@ -434,16 +434,16 @@ class PredictedConvNetClassifier(TorchClassifierBase):
 
                 def make():
                     return PredictedConv2d(c_in, c_out, (kh, kw), banks, padding="same")
-            layer = _training.seeded(make, generator, device)
+            layer = _device.seeded(make, generator, device)
             convs.append(layer)
             pools.append(spec["pool"])
             keep(spec, built, kh * kw * c_in)
         dense_specs = [s for s in specs if not s["is_conv"]]
-        with _training.untouched_global_rng():
+        with _device.untouched_global_rng():
             partial = PredictedConvNet(shape, convs, pools, [], n_classes, self.activation)
         # Features below a dense layer are computed only for data-driven dictionaries.
         reads_data = any(needs_data(s["dictionary"]) for s in dense_specs)
-        inputs = _training.apply_in_batches(partial.conv_features, X_t) if reads_data else None
+        inputs = _feeds.apply_in_batches(partial.conv_features, X_t) if reads_data else None
         n_in = partial.n_conv_features()
         act = ACTIVATIONS[self.activation]
         dense = []
@@ -460,14 +460,14 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                                       reorder=reorder, device=device,
                                       weights=context["weights"], dp=context["dp"])
             out = spec["units"]
-            layer = _training.seeded(make, generator, device)
+            layer = _device.seeded(make, generator, device)
             dense.append(layer)
             keep(spec, built, n_in)
             if inputs is not None and j + 1 < len(dense_specs):
                 layer.eval()
-                inputs = _training.apply_in_batches(lambda z: act(layer(z)), inputs)
+                inputs = _feeds.apply_in_batches(lambda z: act(layer(z)), inputs)
             n_in = out
-        module = _training.seeded_network(
+        module = _device.seeded_network(
             lambda: PredictedConvNet(shape, convs, pools, dense, n_classes, self.activation),
             generator, device)
         return module, dictionaries, dict(image_shape_=shape, conv_layers_=conv_layers,

@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _training
+from . import _device, _feeds
 from ._validation import validate_floats
 from ._base import all_or_nothing
 from ._persist import SaveMixin
@@ -253,13 +253,13 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         with all_or_nothing(self):  # a failed fit leaves the estimator as it was
             X = validate_floats(self, X, accept_sparse="csr")
-            device = _training.resolve_device(self.device)  # validated whatever the kernel
+            device = _device.resolve_device(self.device)  # validated whatever the kernel
             kernel = self.kernel
             if kernel == "auto":
                 kernel = auto_dictionary(self.image_shape is not None)
             # Sparse X: its CSR arrays go to the device and the covariance (or
             # the ae training) reads them in dense blocks of rows.
-            data = _training.to_device(X, device) if sp.issparse(X) else X
+            data = _feeds.to_device(X, device) if sp.issparse(X) else X
             built = build_dictionaries(
                 kernel, X.shape[1], data, check_random_state(self.random_state),
                 alpha_fraction=self.alpha_fraction, n_atoms=self.n_atoms, n_columns=self.n_columns,

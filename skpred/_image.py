@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import validate_floats
-from . import _kernels, _training
+from . import _device, _kernels
 from ._kernels import hwc_to_chw_rows
 from ._base import all_or_nothing
 from ._persist import SaveMixin
@@ -304,7 +304,7 @@ class ImageEncoder(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                     f"{P.shape[1]}) after fitting on patches."
                 )
             self.image_shape_ = shape
-            self.device_ = _training.resolve_device(self.device)
+            self.device_ = _device.resolve_device(self.device)
             self.patch_shape_ = (ph, pw, shape[2])
             self._n_features_out = 4 * W.shape[0] * ENCODINGS[self.encoding][1]
             return self

@@ -18,7 +18,7 @@ registry (:func:`kind_names`), so a kind added with
 (2, 4)
 >>> unregister_dictionary("first")
 
-Core module: below the estimators, above ``_kernels`` and ``_training``.
+Core module: below the estimators, above ``_kernels`` and the training modules (``_device``, ``_feeds``, ``_pretrain``).
 """
 
 from collections.abc import Set
@@ -255,7 +255,7 @@ def _empirical(square):
         if hasattr(data, "detach") and data.device.type in ("cpu", "cuda"):
             # A tensor (a layer's input inside a network): the covariance is
             # formed where it lives; only the (d, d) kernel comes back.
-            from ._training import covariance
+            from ._pretrain import covariance
 
             K = covariance(data, square=square, weights=r.weights, dp=r.dp)
         elif square:
@@ -273,7 +273,7 @@ def build_dct(r):
 
 
 def build_ae(r):
-    from ._training import autoencoder_atoms  # torch only where needed
+    from ._pretrain import autoencoder_atoms  # torch only where needed
 
     n_hidden = r.ae_n_components if r.ae_n_components is not None else 2 * r.n_in
     if r.n_atoms > n_hidden:

@@ -172,7 +172,7 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
         raise ValueError("length_scale='loo' selects by kernel ridge regression and needs a "
                          "ridge: a number, or 'auto' to select it too.")
     needs_data = record.needs_data or loo
-    from ._training import SparseRows  # torch only where needed
+    from ._feeds import SparseRows  # torch only where needed
 
     if (name == "callable" or loo) and isinstance(data, SparseRows):
         raise ValueError("Callable kernels and length_scale='loo' read the data as a dense "

@@ -4,7 +4,7 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _kernels, _training
+from . import _device, _feeds, _kernels, _pretrain
 from ._base import (CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifierBase,
                     TorchRegressorBase, resolve_batch_size)
 from ._dictionary import layer_dictionary
@@ -64,9 +64,9 @@ def pool_once(layer, X_t, epochs, batch_size):
     costs = layer.pool_once_cost(epochs, batch_size)
     pooled_bytes = X_t.shape[0] * layer.n_columns * layer.n_atoms * X_t.dtype.itemsize
     if (costs["pool once"] >= costs["per step"] or pooled_bytes > X_t.nbytes
-            or not _training.has_room(pooled_bytes, X_t.device)):
+            or not _device.has_room(pooled_bytes, X_t.device)):
         return None
-    return _training.apply_in_batches(layer.pool, X_t)
+    return _feeds.apply_in_batches(layer.pool, X_t)
 
 
 class _MLPNetwork:
@@ -165,12 +165,12 @@ class _MLPNetwork:
         for i, spec in enumerate(specs):
             make, built = self._make_layer(i, spec, n_in, inputs_t, rng, device,
                                            context["weights"], context["dp"])
-            layer = _training.seeded(make, generator, device)
+            layer = _device.seeded(make, generator, device)
             was_pretrained = i in pretrained and not interrupted
             if was_pretrained:
                 # Ctrl-C (warned once, in the loop) ends pretraining here and
                 # skips fine-tuning; the layers above are still built.
-                result = _training.fit_tied_autoencoder(
+                result = _pretrain.fit_tied_autoencoder(
                     layer, inputs_t, act, epochs=self.pretrain_epochs,
                     # its input is fixed while it pretrains (greedy): pooled once
                     pooled=pool_once(layer, inputs_t, self.pretrain_epochs, batch_size),
@@ -190,10 +190,10 @@ class _MLPNetwork:
             n_in = spec["units"]
             if i + 1 <= last_reader:
                 layer.eval()
-                inputs_t = _training.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+                inputs_t = _feeds.apply_in_batches(lambda x: act(layer(x)), inputs_t)
             else:
                 inputs_t = None  # nothing above reads this layer's activations
-        module = _training.seeded_network(
+        module = _device.seeded_network(
             lambda: PredictedMLP(hidden, n_outputs, self.activation), generator, device)
         return module, dictionaries, dict(layers_=layers, _interrupted=interrupted,
                                           _history=history)

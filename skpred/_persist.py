@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _safetensors_bytes
 from torch import nn
 
-from . import _training
+from . import _device, _optim
 from .nn._spec import layer_from_spec, layer_to_spec, spec_numel
 
 __all__ = ["save", "load", "write_safetensors", "read_safetensors", "SaveMixin",
@@ -196,7 +196,7 @@ class TorchStateMixin:
             )
         for name in self._torch_modules:
             if name in state:
-                state[name] = _training.cpu_copy(getattr(self, name))
+                state[name] = _device.cpu_copy(getattr(self, name))
                 state["device_"] = torch.device("cpu")
         if "_generator" in state:
             state["_generator_state"] = state.pop("_generator").get_state()
@@ -212,7 +212,7 @@ class TorchStateMixin:
         if optimizer_state is not None:
             solver, opt_state = optimizer_state
             # lr, momentum and weight decay are restored by load_state_dict.
-            self._optimizer = _training.make_optimizer(self.module_, solver, 1.0)
+            self._optimizer = _optim.make_optimizer(self.module_, solver, 1.0)
             self._optimizer.load_state_dict(opt_state)
 
 
@@ -443,7 +443,7 @@ def load(path, device=None):
         The file is not a skpred file, is corrupt, or its weights do not
         match its parameters.
     """
-    resolve_device = _training.resolve_device
+    resolve_device = _device.resolve_device
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is a safetensors file but not one written by skpred.save.")

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._validation import check_float32_range, validate_floats
-from . import _kernels, _training
+from . import _device, _feeds, _kernels, _loop
 from ._base import all_or_nothing
 from ._persist import SaveMixin, TorchStateMixin
 from ._dictionary import layer_dictionary
@@ -262,7 +262,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
 
     def _make_layer(self, X, n_features, rng, generator, device):
         if self.dictionary is None:
-            layer = _training.seeded(
+            layer = _device.seeded(
                 lambda: torch.nn.Linear(n_features, self.n_components, bias=False),
                 generator, device)
             return layer, None
@@ -283,7 +283,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
             built, dict(alpha_fraction=self.alpha_fraction, n_columns=n_columns,
                         length_scale=self.length_scale, ridge=self.ridge),
             n_features, self.device)
-        layer = _training.seeded(
+        layer = _device.seeded(
             lambda: PredictedLinear(n_features, self.n_components, kd.dictionaries_, bias=False),
             generator, device)
         return layer, kd
@@ -313,22 +313,22 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
                     self.scale_ = np.where(scale > 0, scale, 1.0)
                 else:
                     self.mean_ = self.scale_ = None
-                self.device_ = _training.resolve_device(self.device)
-                generator = _training.torch_generator(rng)
+                self.device_ = _device.resolve_device(self.device)
+                generator = _device.torch_generator(rng)
                 self.layer_, self.dictionary_ = self._make_layer(
                     X, X.shape[1], rng, generator, self.device_)
                 self._generator = generator
                 self.objective_curve_ = []
                 self.n_iter_ = 0
             X_in = X if self.mean_ is None else (X - self.mean_) / self.scale_
-            X_t = _training.to_device(X_in, self.device_)
+            X_t = _feeds.to_device(X_in, self.device_)
             layer = self.layer_
             params = [p for p in layer.parameters() if p.requires_grad]
 
             def objective(Xb):
                 return rica_objective(layer.weight, Xb, self.sparsity, self.contrast, self.epsilon)
 
-            _training.enable_verbose_logging(self.verbose)
+            _loop.enable_verbose_logging(self.verbose)
             if self.solver == "lbfgs":
                 self._fit_lbfgs(params, objective, X_t)
             else:
@@ -380,7 +380,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
             if k in per_iter:
                 self.objective_curve_.append(per_iter[k])
                 if self.verbose:
-                    _training.logger.info(f"RICA iteration {self.n_iter_ + k}: "
+                    _loop.logger.info(f"RICA iteration {self.n_iter_ + k}: "
                                           f"objective {per_iter[k]:.6f}")
         self.n_iter_ += n_iter
 
@@ -389,7 +389,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
             [p for p in self.layer_.parameters() if p.requires_grad], lr=self.learning_rate)
         previous = start
         for epoch in range(self.max_iter):
-            result = _training.train_epochs(
+            result = _loop.train_epochs(
                 self.layer_, lambda xb, _: objective(xb), X_t, None, optimizer, epochs=1,
                 batch_size=self.batch_size, generator=self._generator,
                 n_iter_no_change=2, warn_not_converged=False,
@@ -401,7 +401,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
             self.objective_curve_.append(current)
             self.n_iter_ += 1
             if self.verbose:
-                _training.logger.info(f"RICA epoch {self.n_iter_}: objective {current:.6f}")
+                _loop.logger.info(f"RICA epoch {self.n_iter_}: objective {current:.6f}")
             if abs(previous - current) <= self.tol * max(1.0, abs(current)):
                 break
             previous = current

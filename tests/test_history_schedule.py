@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 from skpred import PredictedMLPClassifier, PAPER_MLP_SETTINGS
-from skpred import _training
+from skpred import _loop
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +83,9 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(digits, capsys):
         def isatty(self):
             return True
 
-    assert _training.wants_progress_bar("auto", 1, Terminal())
-    assert not _training.wants_progress_bar("auto", 0, Terminal())
-    assert not _training.wants_progress_bar("auto", 1, io.StringIO())
+    assert _loop.wants_progress_bar("auto", 1, Terminal())
+    assert not _loop.wants_progress_bar("auto", 0, Terminal())
+    assert not _loop.wants_progress_bar("auto", 1, io.StringIO())
 
 
 def _lrs(est):

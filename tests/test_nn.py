@@ -242,7 +242,7 @@ def test_max_norm_bounds_every_filter_of_a_predicted_convolution(columns):
 def test_device_covariance_equals_numpy(square):
     """Breakage caught: the data kernel formed on the device diverging from
     the reference np.cov (e.g. a wrong shift or denominator)."""
-    from skpred._training import covariance
+    from skpred._pretrain import covariance
 
     X = np.random.RandomState(0).standard_normal((5000, 7)).astype(np.float32) * 3 + 5
     ref = np.cov((X.astype(np.float64) ** 2) if square else X.astype(np.float64), rowvar=False)
@@ -251,7 +251,7 @@ def test_device_covariance_equals_numpy(square):
 
 
 def test_cpu_copy_moves_every_tensor_and_shares_no_storage():
-    from skpred._training import cpu_copy, learned_state
+    from skpred._device import cpu_copy, learned_state
     from skpred.nn import PredictedLinear
 
     layer = PredictedLinear(12, 6, np.random.RandomState(0).standard_normal((2, 12, 3)))

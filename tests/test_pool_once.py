@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.datasets import load_digits
 
-from skpred import PredictedMLPClassifier, PredictedMLPRegressor, _training
+from skpred import _device, PredictedMLPClassifier, PredictedMLPRegressor
 from skpred._base import TorchEstimatorBase
 from skpred.nn import LowRankLinear, PredictedLinear, SEPredictedLinear
 from skpred.nn._mlp import PredictedMLP
@@ -232,7 +232,7 @@ def test_training_reads_x_when_pooling_once_does_not_pay(digits, monkeypatch, ca
     elif case == "one epoch":
         kw = dict(max_iter=1)  # pooling once costs what one epoch does
     else:
-        monkeypatch.setattr(_training, "has_room", lambda n_bytes, device: False)
+        monkeypatch.setattr(_device, "has_room", lambda n_bytes, device: False)
     spy = _RowSpy(monkeypatch, "pool")
     clf = _est(**kw).fit(X, y)
     assert len(spy.rows) == 0 or max(spy.rows) < len(X)
@@ -240,10 +240,10 @@ def test_training_reads_x_when_pooling_once_does_not_pay(digits, monkeypatch, ca
 
 
 def test_has_room_leaves_half_the_free_gpu_memory(monkeypatch):
-    assert _training.has_room(10 ** 15, "cpu")
+    assert _device.has_room(10 ** 15, "cpu")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
-    assert _training.has_room(500, "cuda")
-    assert not _training.has_room(501, "cuda")
+    assert _device.has_room(500, "cuda")
+    assert not _device.has_room(501, "cuda")
 
 
 def test_greedy_pretraining_pools_each_layer_input_once(digits, monkeypatch):

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 from skpred import KernelDictionary, PredictedMLPClassifier, PredictedMLPRegressor
-from skpred._training import SparseRows
+from skpred._feeds import SparseRows
 
 CPU = dict(device="cpu", random_state=0)
 

@@ -15,7 +15,8 @@ from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptr
 from sklearn.neural_network._stochastic_optimizers import SGDOptimizer
 
 from skpred import PredictedMLPClassifier
-from skpred._training import LearningRateSchedule, StoppingRule, train_epochs
+from skpred._loop import StoppingRule, train_epochs
+from skpred._optim import LearningRateSchedule
 
 _SKLEARN_UPDATE = BaseMultilayerPerceptron._update_no_improvement_count
 _TAKES_WEIGHTS = "sample_weight" in inspect.signature(_SKLEARN_UPDATE).parameters

@@ -54,9 +54,8 @@ class PredictedConv2d(_Factored):
     per output position instead of ``C a c_in kh kw``, then the learned
     1x1 mix. It runs when asked for: ``"auto"`` keeps choosing between
     pool and dense, because on a CPU grouped convolutions run far below
-    GEMM speed (measured, the paper's 48 -> 64 channel 8x8 layer at alpha
-    0.25, batch 128, forward and backward on 2 cores: dense 70 ms,
-    separable 197 ms, pool 510 ms). ``separable_cost`` gives its count.
+    GEMM speed (``benchmarks/bench_conv_layer.py`` measures the three
+    paths). ``separable_cost`` gives its count.
 
     Attributes
     ----------

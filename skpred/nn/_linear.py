@@ -52,8 +52,7 @@ def flush_subnormals(t: Tensor) -> Tensor:
 
     Smooth kernels (se: ``exp(-d^2 / 2)``) have entries that underflow into
     float32's subnormal range (below 1.2e-38) for distant locations. CPUs
-    compute with subnormals tens of times slower (measured: an se layer of
-    10 columns took 5.2 ms per step instead of 0.6), and their size is far
+    compute with subnormals tens of times slower, and their size is far
     below float32's resolution next to the entries that matter, so zero is
     the same number for every result.
     """
@@ -371,28 +370,9 @@ class PredictedLinear(_Factored):
 
     def to_dense(self) -> nn.Linear:
         """An equivalent ``torch.nn.Linear`` holding the materialised weight."""
-        dense = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=self.V.device,
-            dtype=self.V.dtype,
-        )
-        with torch.no_grad():
-            dense.weight.copy_(self.weight)
-            if self.bias is not None:
-                dense.bias.copy_(self.bias)
-        return dense
-
-    @property
-    def n_dynamic_params(self) -> int:
-        """Learned weights (V), biases excluded: sum_c n_atoms * out_features/C."""
-        return self.V.numel()
-
-    @property
-    def n_static_params(self) -> int:
-        """Fixed weights (U): sum_c in_features * n_atoms."""
-        return self.U.numel()
+        dense = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                          device=self.V.device, dtype=self.V.dtype)
+        return self._fill_dense(dense)
 
     def extra_repr(self) -> str:
         return (
@@ -504,7 +484,8 @@ class SEPredictedLinear(PredictedLinear):
     (rows + cols) + C a^2 + a out`` multiply-adds per sample against ``C a
     in`` for ``"pool"``. It runs when ``path="blur"`` is asked for:
     ``"auto"`` keeps choosing between pool and dense, because on a CPU the
-    blur was measured slower despite fewer multiply-adds (see ``_costs``).
+    blur was measured slower despite fewer multiply-adds (see the comment
+    on ``"auto"`` below).
     The blur uses the full Gram matrices (no truncation): every path is
     exact.
 
@@ -569,15 +550,10 @@ class SEPredictedLinear(PredictedLinear):
         self.register_buffer("M", flush_subnormals(torch.stack(inverses).to(device=device,
                                                                             dtype=dtype)))
 
-    def _costs(self, batch: Optional[int]) -> dict:
-        """``"auto"`` still chooses between pool and dense only: measured on
-        2 CPU cores (batch 100, 28x28, forward and backward), the blur path
-        is slower than pooling despite fewer multiply-adds (1 column of 78
-        atoms: 0.94 ms against 0.37 ms; 10 columns: 1.17 against 0.87 ms),
-        since its gather and small products do not run at GEMM speed. The
-        blur path is run when asked for (``path="blur"``); ``blur_cost``
-        gives its multiply-add count."""
-        return super()._costs(batch)
+    # "auto" still chooses between pool and dense only (PredictedLinear's
+    # costs): on a CPU the blur path is slower than pooling despite fewer
+    # multiply-adds, its gather and small products not running at GEMM
+    # speed. It runs when asked for (path="blur"); blur_cost counts it.
 
     def blur_cost(self) -> int:
         """Multiply-adds per sample of the blur path."""

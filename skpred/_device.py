@@ -1,0 +1,131 @@
+"""Devices, seeds and module copies: where tensors live and how layers are
+initialised from an estimator's own generator (never torch's global one).
+"""
+
+import copy
+import math
+import re
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into a ``torch.device``.
+
+    ``"auto"`` is the first CUDA GPU when one is present, else the CPU.
+    Asking for CUDA on a machine without it is a ValueError, not a crash.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but only {torch.cuda.device_count()} "
+                f"CUDA device(s) exist."
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was requested but MPS is not available.")
+    return torch.device(device)
+
+
+def torch_generator(rng: np.random.RandomState) -> torch.Generator:
+    """A local CPU ``torch.Generator`` seeded from a numpy RandomState.
+
+    Library code never touches torch's global seed.
+    """
+    return torch.Generator().manual_seed(int(rng.randint(0, 2**31 - 1)))
+
+
+def has_room(n_bytes: int, device) -> bool:
+    """Whether an optional tensor of ``n_bytes`` may be allocated on
+    ``device``: always on the CPU; on a GPU when it takes at most half of
+    the free memory (room is left for the training step itself)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return n_bytes <= free // 2
+
+
+def reset_linear_(layer: nn.Module, generator: torch.Generator) -> None:
+    """Torch's default initialisation of ``nn.Linear``/``nn.Conv2d``, drawn
+    from a local generator: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
+    bias (what kaiming_uniform_ with a=sqrt(5) amounts to)."""
+    bound = 1.0 / math.sqrt(layer.weight[0].numel())
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        if layer.bias is not None:
+            layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+def reset_layer_(layer: nn.Module, generator: torch.Generator) -> None:
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        reset_linear_(layer, generator)
+    else:
+        layer.reset_parameters(generator=generator)
+
+
+def untouched_global_rng():
+    """A context in which torch's global CPU random state is saved and
+    restored: module constructors initialise their weights from it, and
+    library code must not consume it."""
+    return torch.random.fork_rng(devices=[])
+
+
+def seeded(make: Callable[[], nn.Module], generator: torch.Generator, device) -> nn.Module:
+    """``make()`` a layer on the CPU, draw its weights from ``generator``, move it.
+
+    The local generator is a CPU one, so weights are always drawn on the CPU:
+    the same seed gives the same initial weights on every device, and a
+    CUDA tensor never meets a CPU generator. The constructor's own default
+    initialisation runs with the global random state saved and restored.
+    """
+    with untouched_global_rng():
+        layer = make()
+    reset_layer_(layer, generator)
+    return layer.to(device)
+
+
+def seeded_network(make: Callable[[], nn.Module], generator: torch.Generator,
+                   device) -> nn.Module:
+    """``make()`` a network around layers already built (and seeded), draw
+    its output layer from ``generator`` on the CPU, move it to ``device``."""
+    with untouched_global_rng():
+        module = make()
+    reset_linear_(module.output, generator)
+    return module.to(device)
+
+
+def learned_state(module: nn.Module) -> dict:
+    """Copies of the module's parameters only: the fixed dictionaries (U,
+    buffers that training never changes) are not copied."""
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def cpu_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` with every parameter and buffer on the CPU,
+    made without a copy on the module's own device (each tensor is copied
+    straight to the host, then the module structure around it)."""
+    memo = {}
+    for t in list(module.parameters()) + list(module.buffers()):
+        if id(t) in memo:
+            continue
+        host = t.detach().to("cpu", copy=True)
+        memo[id(t)] = nn.Parameter(host, requires_grad=t.requires_grad) \
+            if isinstance(t, nn.Parameter) else host
+    return copy.deepcopy(module, memo)
