@@ -1,11 +1,12 @@
-"""Rewrite the README's benchmark tables from benchmarks/results/*.json.
+"""Rewrite the benchmark tables of the README and docs/benchmarks.md from
+benchmarks/results/*.json.
 
-Each table in the README sits between ``<!-- bench: NAME -->`` and
-``<!-- /bench -->``; this replaces what is between them with the table of
-``results/NAME.json`` (as the benchmark printed it) and a line saying how
-and where it was measured. Tables without a JSON are left as they are.
+Each table sits between ``<!-- bench: NAME -->`` and ``<!-- /bench -->``;
+this replaces what is between them with the table of ``results/NAME.json``
+(as the benchmark printed it) and a line saying how and where it was
+measured. Tables without a JSON are left as they are.
 
-    python benchmarks/update_readme.py [--readme README.md] [--results DIR]
+    python benchmarks/update_readme.py [--file README.md --file ...] [--results DIR]
 """
 
 import argparse
@@ -18,6 +19,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _report import RESULTS, markdown  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- bench: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+
+
+def MARKED_FILES(root):
+    """The files whose tables come from the benchmarks' JSON."""
+    return [os.path.join(root, "README.md"), os.path.join(root, "docs", "benchmarks.md")]
 
 
 def render(result):
@@ -45,15 +51,18 @@ def update(text, results_dir):
 def main(argv=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", default=os.path.join(root, "README.md"))
+    parser.add_argument("--file", action="append", dest="files",
+                        help="a Markdown file with marked tables (repeatable; default: the "
+                             "README and docs/benchmarks.md)")
     parser.add_argument("--results", default=RESULTS)
     args = parser.parse_args(argv)
-    with open(args.readme) as f:
-        text = f.read()
-    text, done = update(text, args.results)
-    with open(args.readme, "w") as f:
-        f.write(text)
-    print("rewritten:", ", ".join(done) or "nothing")
+    for path in args.files or MARKED_FILES(root):
+        with open(path) as f:
+            text = f.read()
+        text, done = update(text, args.results)
+        with open(path, "w") as f:
+            f.write(text)
+        print(f"{os.path.relpath(path, root)} rewritten:", ", ".join(done) or "nothing")
     return 0
 
 

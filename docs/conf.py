@@ -17,11 +17,17 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "myst_parser",  # the Markdown pages (benchmarks, overview, development)
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 exclude_patterns = ["_build"]
+# sphinx-gallery warns when the *absolute* path of an example holds a space,
+# which a checkout folder may ("my skpred/skpred"); the example files' own
+# names have none, and the links it builds are relative to the docs.
+suppress_warnings = ["sphinx_gallery.space_in_filename"]
 templates_path = ["_templates"]
 html_theme = "alabaster"
 html_static_path = []

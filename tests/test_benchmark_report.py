@@ -53,13 +53,25 @@ def test_update_rewrites_only_marked_blocks_with_a_json(tools, tmp_path):
     assert update_readme.update(text, str(tmp_path))[0] == text  # idempotent
 
 
-def test_every_readme_block_has_its_json():
-    # The README's tables are regenerated from committed results: a marker
-    # without its JSON would silently keep a hand-edited table.
+@pytest.mark.parametrize("where", ["README.md", os.path.join("docs", "benchmarks.md")])
+def test_every_marked_table_is_its_json(tools, where):
+    # The tables are regenerated from committed results: a marker without
+    # its JSON, or a table edited by hand (a number that disagrees with the
+    # JSON it claims to come from), fails here.
+    _, update_readme = tools
     root = os.path.dirname(BENCH)
-    with open(os.path.join(root, "README.md")) as f:
+    with open(os.path.join(root, where)) as f:
         text = f.read()
     names = re.findall(r"<!-- bench: ([\w-]+) -->", text)
-    assert names, "the README marks no benchmark table"
+    assert names, f"{where} marks no benchmark table"
     for name in names:
         assert os.path.exists(os.path.join(BENCH, "results", f"{name}.json")), name
+    assert update_readme.update(text, os.path.join(BENCH, "results"))[0] == text
+
+
+def test_the_readme_and_the_benchmarks_page_are_the_marked_files(tools):
+    # Caught: update_readme.py no longer rewriting one of them.
+    _, update_readme = tools
+    root = os.path.dirname(BENCH)
+    assert [os.path.relpath(p, root) for p in update_readme.MARKED_FILES(root)] == [
+        "README.md", os.path.join("docs", "benchmarks.md")]
