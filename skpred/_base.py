@@ -335,11 +335,16 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=verbose,
                 warn_not_converged=not partial and not interrupted,
                 weights=w_t, schedule=schedule, progress=bar, dp=dp,
+                # scikit-learn carries the rule's count and best loss across
+                # partial_fit calls and warm starts (reset only by a new fit)
+                stopping_state=getattr(self, "_stopping_state", None)
+                if incremental and not early else None,
             )
         finally:
             if bar is not None:
                 bar.close()
         self._samples_seen = schedule.samples_seen
+        self._stopping_state = None if early else result.stopping_state
         done = sum(1 for r in self.history_ if r["phase"] == "fine-tune")
         for record in result.history:
             record["epoch"] += done

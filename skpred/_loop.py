@@ -42,6 +42,8 @@ class TrainingResult:
     converged: bool = False
     interrupted: bool = False
     history: List[dict] = field(default_factory=list)
+    # the stopping rule's (best, count) at the end, to carry into a later call
+    stopping_state: Optional[tuple] = None
 
 
 class StoppingRule:
@@ -149,6 +151,7 @@ def train_epochs(
     phase: str = "fine-tune",
     progress: Optional[Callable] = None,
     dp=None,
+    stopping_state: Optional[tuple] = None,
 ) -> TrainingResult:
     """Minibatch training for ``epochs`` epochs, with sklearn-style stopping.
 
@@ -180,6 +183,11 @@ def train_epochs(
         layer 1", ...).
     progress : callable or None
         ``progress(record, epochs)`` after every epoch (a progress bar).
+    stopping_state : tuple (best, count) or None
+        The stopping rule's state at the end of an earlier call
+        (``result.stopping_state``), carried over as scikit-learn carries
+        ``_no_improvement_count`` and the best loss across ``partial_fit``
+        calls and warm starts; None starts afresh.
     dp : skpred._distributed.DataParallel or None
         Data-parallel training: every rank holds the same X and draws the
         same minibatch order; each computes its slice of every minibatch,
@@ -205,6 +213,8 @@ def train_epochs(
     n = X.shape[0]
     weight_total = float(weights.sum()) if weights is not None else float(n)
     rule = StoppingRule(tol, n_iter_no_change, higher_is_better=validation_score is not None)
+    if stopping_state is not None:  # a later partial_fit or warm start: as scikit-learn,
+        rule.best, rule.count = stopping_state  # the count and best carry over
     best_state = None
     started = time.perf_counter()
     learned = [p for group in optimizer.param_groups for p in group["params"]]
@@ -302,6 +312,7 @@ def train_epochs(
             UserWarning,
         )
         result.interrupted = True
+    result.stopping_state = (float(rule.best), int(rule.count))
     if best_state is not None:
         with torch.no_grad():
             for name, param in module.named_parameters():

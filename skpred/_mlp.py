@@ -75,6 +75,23 @@ class _MLPNetwork:
 
     _accept_sparse = "csr"
 
+    # The network's parameters, the classifier's and the regressor's alike.
+    _network_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dictionary": [StrOptions(kind_names(extra={"auto"})), None, tuple, list],
+        "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
+        "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple, list],
+        "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
+        "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
+        "image_shape": [tuple, list, None],
+        "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "pretrain": [StrOptions({"auto"}), "boolean"],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
     _architecture_params = (
         "hidden_layer_sizes", "activation", "dictionary", "alpha_fraction", "n_columns",
         "length_scale", "ridge", "image_shape", "ae_n_components",
@@ -455,23 +472,8 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     ('emp', 4, 0.25)
     """
 
-    _parameter_constraints = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "dictionary": [StrOptions(kind_names(extra={"auto"})), None, tuple, list],
-        "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
-        "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple, list],
-        "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
-        "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
-        "image_shape": [tuple, list, None],
-        "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "pretrain": [StrOptions({"auto"}), "boolean"],
-        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
-        "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
-        **TRAINING_CONSTRAINTS,
-        **CLASSIFIER_CONSTRAINTS,
-    }
+    _parameter_constraints = {**_MLPNetwork._network_constraints, **TRAINING_CONSTRAINTS,
+                              **CLASSIFIER_CONSTRAINTS}
 
     def __init__(
         self,
@@ -602,22 +604,7 @@ device_ :
     True
     """
 
-    _parameter_constraints = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "dictionary": [StrOptions(kind_names(extra={"auto"})), None, tuple, list],
-        "alpha_fraction": [Interval(Real, 0, 1, closed="right"), tuple, list],
-        "n_columns": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), tuple, list],
-        "length_scale": [Interval(Real, 0, None, closed="neither"), tuple, list],
-        "ridge": [Interval(Real, 0, None, closed="neither"), None, StrOptions({"auto"}), tuple, list],
-        "image_shape": [tuple, list, None],
-        "ae_n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "pretrain": [StrOptions({"auto"}), "boolean"],
-        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
-        "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
-        **TRAINING_CONSTRAINTS,
-    }
+    _parameter_constraints = {**_MLPNetwork._network_constraints, **TRAINING_CONSTRAINTS}
 
     def __init__(
         self,

@@ -60,6 +60,16 @@ def write_safetensors(path, tensors, metadata):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600); a saved model gets the mode
+        # open() would give it (0666 less the umask), or the mode of the
+        # file it replaces
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -116,9 +126,6 @@ def read_safetensors(path):
     return tensors, dict(metadata)
 
 
-# ----------------------------------------------------------------- modules
-
-
 # ------------------------------------------------------------ registration
 
 #: class name -> estimator class: every skpred estimator that can be saved,
@@ -141,9 +148,11 @@ class SaveMixin:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("_abstract", False) or not cls.__module__.startswith("skpred."):
             return
-        if cls.__name__ in ESTIMATORS:
+        known = ESTIMATORS.get(cls.__name__)
+        if known is not None and (known.__module__, known.__qualname__) != (
+                cls.__module__, cls.__qualname__):
             raise TypeError(f"Two skpred estimators are named {cls.__name__}.")
-        ESTIMATORS[cls.__name__] = cls
+        ESTIMATORS[cls.__name__] = cls  # the same class again (a module reloaded): the new one
 
     def save(self, path):
         """Write the estimator (parameters, fitted attributes, weights, fixed
@@ -443,7 +452,6 @@ def load(path, device=None):
         The file is not a skpred file, is corrupt, or its weights do not
         match its parameters.
     """
-    resolve_device = _device.resolve_device
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is a safetensors file but not one written by skpred.save.")
@@ -455,7 +463,7 @@ def load(path, device=None):
     except (KeyError, json.JSONDecodeError, RecursionError):
         raise ValueError(f"{path} has corrupt metadata.") from None
     if device is not None:
-        target = resolve_device(device)
+        target = _device.resolve_device(device)
     else:
         saved = None
         if isinstance(state, dict) and isinstance(state.get("__dict__"), list):
@@ -463,7 +471,8 @@ def load(path, device=None):
                 if isinstance(pair, list) and len(pair) == 2 and pair[0] == "_saved_device":
                     saved = pair[1]
         try:
-            target = resolve_device(saved) if isinstance(saved, str) else torch.device("cpu")
+            target = (_device.resolve_device(saved) if isinstance(saved, str)
+                      else torch.device("cpu"))
         except ValueError:
             target = torch.device("cpu")
     decoder = _Decoder(tensors, target)

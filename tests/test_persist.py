@@ -435,3 +435,55 @@ def test_a_new_estimator_is_saved_with_no_edit_to_persistence(tmp_path):
     assert "Outside" not in ESTIMATORS
     with pytest.raises(ValueError, match="not a skpred estimator"):
         Outside().save(tmp_path / "outside.st")
+
+
+def test_saved_files_get_the_usual_permissions(data, tmp_path):
+    """Breakage caught: the atomic writer's private temporary file (mode
+    0600) becoming the saved model, unreadable to other users, or a re-save
+    changing an existing file's mode."""
+    X, y = data
+    est = _fit(PredictedMLPClassifier((8,), max_iter=1, **CPU), X, y)
+    umask = os.umask(0o022)
+    try:
+        est.save(tmp_path / "new.st")
+        assert (tmp_path / "new.st").stat().st_mode & 0o777 == 0o644
+        os.chmod(tmp_path / "new.st", 0o640)
+        est.save(tmp_path / "new.st")
+        assert (tmp_path / "new.st").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
+
+
+def test_a_reloaded_estimator_class_replaces_its_registration():
+    """Breakage caught: importlib.reload (or IPython's autoreload) of an
+    estimator module failing because its classes register again, while two
+    different classes of one name are still refused."""
+    from sklearn.base import BaseEstimator
+
+    from skpred._persist import ESTIMATORS, SaveMixin
+
+    def define():
+        class Reloaded(SaveMixin, BaseEstimator):
+            __module__ = "skpred._toy"
+            __qualname__ = "Reloaded"
+        return Reloaded
+
+    try:
+        first, second = define(), define()
+        assert ESTIMATORS["Reloaded"] is second and first is not second
+        with pytest.raises(TypeError, match="Two skpred estimators"):
+            class Reloaded(SaveMixin, BaseEstimator):  # noqa: F811
+                __module__ = "skpred._other"
+    finally:
+        ESTIMATORS.pop("Reloaded", None)
+
+
+def test_a_layer_that_cannot_be_saved_says_what_to_do():
+    """Breakage caught: SEPredictedLinear's own explanation replaced by a
+    generic "cannot describe" message."""
+    from skpred.nn import SEPredictedLinear
+    from skpred.nn._spec import layer_to_spec
+
+    layer = SEPredictedLinear(16, 4, (4, 4), 1.0, np.array([[0, 5, 10]]))
+    with pytest.raises(ValueError, match="torch.save"):
+        layer_to_spec(layer)

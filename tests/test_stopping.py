@@ -84,14 +84,20 @@ def _losses(scores):
     return [2.0 - s for s in scores]
 
 
+def _case(values, tol, patience, early_stopping):
+    """The sequence the rule sees (scores, or the same shape as losses) and
+    scikit-learn's verdict on it: (epochs, stopped, best epoch, rates)."""
+    seq = values if early_stopping else _losses(values)
+    return seq, sklearn_replay(seq, early_stopping=early_stopping, tol=tol,
+                               n_iter_no_change=patience)
+
+
 @pytest.mark.parametrize("values, tol, patience", SCORE_CASES)
 @pytest.mark.parametrize("early_stopping", [True, False])
 def test_stopping_rule_matches_sklearn_on_constructed_sequences(values, tol, patience, early_stopping):
     # Catches: a tie counted as stale (``>`` for ``>=``), the best updated only
     # on gains above tol, a stop one epoch early or late (``>=`` patience).
-    seq = values if early_stopping else _losses(values)
-    expected_epochs, expected_stop, _, _ = sklearn_replay(
-        seq, early_stopping=early_stopping, tol=tol, n_iter_no_change=patience)
+    seq, (expected_epochs, expected_stop, _, _) = _case(values, tol, patience, early_stopping)
     rule = StoppingRule(tol, patience, higher_is_better=early_stopping)
     epochs = len(seq)
     for epoch, value in enumerate(seq, start=1):
@@ -171,9 +177,7 @@ def test_training_loop_stops_and_restores_as_sklearn(values, tol, patience, earl
     # Catches: the loop not using the rule as scikit-learn's loop does (epoch
     # count, stop flag), and early stopping restoring another epoch's weights
     # than scikit-learn's best (its last strict gain in validation score).
-    seq = values if early_stopping else _losses(values)
-    epochs, stopped, best_epoch, _ = sklearn_replay(
-        seq, early_stopping=early_stopping, tol=tol, n_iter_no_change=patience)
+    seq, (epochs, stopped, best_epoch, _) = _case(values, tol, patience, early_stopping)
     result, module, _ = _run_train_epochs(seq, early_stopping=early_stopping, tol=tol,
                                           patience=patience)
     assert (result.n_epochs, result.converged) == (epochs, stopped)
@@ -237,3 +241,24 @@ def test_real_fits_stop_where_sklearns_rule_stops(recorded_curves):
         # (or not at all when we ran out of max_iter)
         assert epochs == est.n_iter_
         assert stopped == (est.n_iter_ < est.max_iter)
+
+
+def test_the_rule_carries_over_partial_fit_calls_as_sklearn(digits):
+    # Catches: the stopping rule restarted on every partial_fit call (as it
+    # was): with learning_rate="adaptive", one epoch per call never counts
+    # more than one stale epoch, so the rate never dropped, where
+    # scikit-learn (whose count and best loss live on the estimator) divides
+    # it by 5 after n_iter_no_change + 1 stale calls. tol=10 makes every
+    # epoch stale, so the divisions come every 3 calls.
+    X, y = digits
+    est = PredictedMLPClassifier((16,), dictionary=None, solver="sgd", learning_rate="adaptive",
+                                 learning_rate_init=0.1, tol=10.0, n_iter_no_change=2,
+                                 device="cpu", random_state=0)
+    for _ in range(8):
+        est.partial_fit(X[:300], y[:300], classes=np.unique(y))
+    epochs, _, _, rates = sklearn_replay(list(est.loss_curve_), early_stopping=False, tol=10.0,
+                                         n_iter_no_change=2, adaptive_lr=0.1)
+    ours = [record["learning_rate"] for record in est.history_]
+    assert len(ours) == epochs == 8
+    np.testing.assert_allclose(ours[1:], rates[:7], rtol=1e-12)
+    assert ours[-1] == pytest.approx(0.1 / 25)  # divided twice, after calls 3 and 6

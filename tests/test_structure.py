@@ -116,7 +116,8 @@ def test_persistence_and_the_core_import_no_estimator():
     graph = import_graph()
     estimators = {"skpred", "skpred._mlp", "skpred._conv", "skpred._rica", "skpred._image",
                   "skpred._dictionary", "skpred._base"}
-    for core in ("skpred._persist", "skpred._kinds", "skpred._loop", "skpred._device", "skpred._feeds", "skpred._pretrain", "skpred.nn._spec",
+    for core in ("skpred._persist", "skpred._kinds", "skpred._loop", "skpred._device",
+                 "skpred._feeds", "skpred._optim", "skpred._pretrain", "skpred.nn._spec",
                  "skpred._layers"):
         reached, todo = set(), [core]
         while todo:

@@ -96,6 +96,8 @@ def layer_to_spec(module):
         return _TorchConv2d.to_spec(module)
     if LAYER_TYPES.get(kind.__name__) is kind:
         return module.to_spec()
+    if hasattr(module, "to_spec"):  # a skpred layer that says why it cannot be described
+        module.to_spec()
     raise ValueError(f"Cannot describe a module of type {kind.__name__}.")
 
 
