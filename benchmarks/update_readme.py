@@ -21,7 +21,7 @@ from _report import RESULTS, markdown  # noqa: E402
 BLOCK = re.compile(r"(<!-- bench: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
 
 
-def MARKED_FILES(root):
+def marked_files(root):
     """The files whose tables come from the benchmarks' JSON."""
     return [os.path.join(root, "README.md"), os.path.join(root, "docs", "benchmarks.md")]
 
@@ -56,7 +56,7 @@ def main(argv=None):
                              "README and docs/benchmarks.md)")
     parser.add_argument("--results", default=RESULTS)
     args = parser.parse_args(argv)
-    for path in args.files or MARKED_FILES(root):
+    for path in args.files or marked_files(root):
         with open(path) as f:
             text = f.read()
         text, done = update(text, args.results)

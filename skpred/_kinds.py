@@ -350,9 +350,12 @@ def check_built(kind, dictionaries: List[np.ndarray], n_in, n_atoms, n_columns):
         raise ValueError(f"The {kind.name!r} dictionary built {len(dictionaries)} dictionaries "
                          f"for {n_columns} column(s).")
     for U in dictionaries:
-        if np.shape(U) != (n_in, n_atoms) or not np.all(np.isfinite(U)):
+        if np.shape(U) != (n_in, n_atoms):
             raise ValueError(f"The {kind.name!r} dictionary must build finite arrays of shape "
-                             f"({n_in}, {n_atoms}), got {np.shape(U)}.")
+                             f"({n_in}, {n_atoms}), got shape {np.shape(U)}.")
+        if not np.all(np.isfinite(U)):
+            raise ValueError(f"The {kind.name!r} dictionary must build finite arrays of shape "
+                             f"({n_in}, {n_atoms}), got NaN or infinity.")
 
 
 def needs_data(name):

@@ -1,6 +1,6 @@
 """Per-layer dictionaries and settings: the one path every estimator uses.
 
-Core layer (no estimator is imported here). Two pure functions:
+Core layer (no estimator is imported here). Its main functions:
 
 - :func:`build_dictionaries` builds the fixed factors ``U_1 .. U_C`` of one
   predicted layer from ``(kind, n_in, data or None, rng, options)``.
@@ -9,6 +9,8 @@ Core layer (no estimator is imported here). Two pure functions:
 - :func:`resolve_layer_specs` turns the per-layer parameters of a network
   (one value for every layer or one per layer, ``"auto"`` included) into
   validated settings, one dict per layer; the MLP and the ConvNet call it.
+- :func:`dense_layer` builds one dense layer of either network (dense,
+  LowRank or predicted, by the kind's registry record).
 
 The ``"auto"`` rules (the paper's): a layer's dictionary is ``se`` where its
 input has a known spatial grid and ``emp`` where it has none; a layer's

@@ -73,5 +73,5 @@ def test_the_readme_and_the_benchmarks_page_are_the_marked_files(tools):
     # Caught: update_readme.py no longer rewriting one of them.
     _, update_readme = tools
     root = os.path.dirname(BENCH)
-    assert [os.path.relpath(p, root) for p in update_readme.MARKED_FILES(root)] == [
+    assert [os.path.relpath(p, root) for p in update_readme.marked_files(root)] == [
         "README.md", os.path.join("docs", "benchmarks.md")]
