@@ -51,8 +51,17 @@ def write_safetensors(path, tensors, metadata):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"Cannot save to {path}: it is a directory.")
-    # Each tensor its own contiguous CPU copy (the format forbids shared memory).
-    own = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    # The format forbids tensors that share memory: a tensor whose storage an
+    # earlier one uses (views of one array, say) is copied; the others are
+    # written from where they are, with no extra copy of the model.
+    own, seen = {}, set()
+    for name, t in tensors.items():
+        t = t.detach().to("cpu").contiguous()
+        if t.numel() and t.untyped_storage().data_ptr() in seen:
+            t = t.clone()
+        if t.numel():
+            seen.add(t.untyped_storage().data_ptr())
+        own[name] = t
     try:
         data = _safetensors_bytes(own, metadata=dict(metadata))
     except (SafetensorError, TypeError, ValueError) as exc:
