@@ -46,15 +46,17 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="where to write the JSON ('' for nowhere)")
     args = p.parse_args(argv)
 
-    from skpred import _kernels
-    from skpred._layers import build_dictionaries
+    from skpred import KernelDictionary
     from skpred.nn import PredictedConv2d
 
     device = torch.device(args.device)
     c_in, c_out, k, side = 48, 64, 8, 16
-    built = build_dictionaries("se", k * k * c_in, None, np.random.RandomState(0),
-                               alpha_fraction=0.25, image_shape=(k, k, c_in))
-    banks = [_kernels.hwc_to_chw_rows(U, (k, k, c_in)) for U in built.dictionaries]
+    # The se dictionary on the filter's (rows, cols, channels) grid; its rows
+    # reordered to torch's (channels, rows, cols) filter layout.
+    built = KernelDictionary("se", alpha_fraction=0.25, image_shape=(k, k, c_in),
+                             random_state=0).fit(np.zeros((1, k * k * c_in)))
+    banks = [U.reshape(k, k, c_in, -1).transpose(2, 0, 1, 3).reshape(k * k * c_in, -1)
+             for U in built.dictionaries_]
     torch.manual_seed(0)
     x = torch.randn(args.batch, c_in, side, side, device=device)
     dense = torch.nn.Conv2d(c_in, c_out, k, padding="same").to(device)
@@ -68,7 +70,7 @@ def main(argv=None):
         return run
 
     base = timed(step(dense), device, args.repeats)
-    a = built.n_atoms
+    a = built.n_atoms_
     macs = {"nn.Conv2d": c_out * c_in * k * k, "pool": a * c_in * k * k + a * c_out,
             "dense": c_out * c_in * k * k, "separable": layers["separable"].separable_cost(),
             "auto": None}

@@ -6,6 +6,7 @@ Subclasses build their network in ``_build`` and may reshape inputs in
 
 import copy
 from contextlib import contextmanager
+from types import SimpleNamespace
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,8 +24,10 @@ from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
 from . import _device, _distributed, _feeds, _loop, _optim
+from .callbacks import (CatchInterrupt, EarlyStopping, EpochLog, History, ProgressBar,
+                        Validation, check_callbacks, wants_progress_bar)
 from ._persist import SaveMixin, TorchStateMixin
-from .nn._linear import _Factored
+from .nn._linear import FactoredLayer
 
 # Rows per prediction chunk; every chunk is padded to it (predict_in_batches).
 _PREDICT_BATCH = 256
@@ -47,9 +50,10 @@ TRAINING_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
-    "learning_rate": [StrOptions(set(_optim.LEARNING_RATES))],
+    "learning_rate": [StrOptions(set(_optim.LEARNING_RATES)), callable],
     "power_t": [Interval(Real, 0, None, closed="left")],
     "progress_bar": [StrOptions({"auto"}), "boolean"],
+    "callbacks": [list, None],
 }
 
 # Parameters of the classifiers only.
@@ -233,13 +237,28 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         return weights
 
     def _fit(self, X, y, sample_weight, epochs, incremental, partial=False):
+        """One fit or partial_fit: prepare the data, build the network (a
+        first call), train it, record the fitted attributes."""
+        data = self._prepare(X, y, sample_weight, incremental, partial)
+        if not incremental:
+            self._build_network(data)
+        # A Ctrl-C during pretraining ends the whole fit (once warned).
+        result = self._train(data, 0 if data.interrupted else epochs, partial)
+        self._record(result, data, partial)
+        return self
+
+    def _prepare(self, X, y, sample_weight, incremental, partial):
+        """Checks, targets, weights, seeds and the device copies of the data
+        (the validation split held out when early stopping)."""
         self._check_schedule()
+        user_callbacks = check_callbacks(self.callbacks)
         dp = _distributed.current()
         if dp is not None:
             dp.reset_counts()  # communication_ reports this call
             # Same parameters and data on every rank, or a clear error (not
             # a hang or a silently different model).
-            params = {k: v for k, v in self.get_params(deep=False).items() if k != "device"}
+            params = {k: v for k, v in self.get_params(deep=False).items()
+                      if k not in ("device", "callbacks")}
             where = _device.resolve_device(self.device)
             dp.check_same("the estimator's parameters", [type(self).__name__, params], where)
             dp.check_same("the training data", _distributed.fingerprint(X, y, sample_weight),
@@ -249,24 +268,22 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         weights = self._weights(X, targets, sample_weight, partial)
         rng = check_random_state(self.random_state)
         if incremental:
-            device = self.device_
-            generator = self._generator
+            device, generator = self.device_, self._generator
         else:
             device = _device.resolve_device(self.device)
             generator = _device.torch_generator(rng)
         early = self.early_stopping and not partial
+        X_t = _feeds.to_device(X, device)  # the one copy of X on the device
+        y_t = self._target_tensor(targets, device)
+        w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
+                                                           device=device)
+        X_val = y_val = w_val = None
         if early:
             train_idx, val_idx = train_test_split(
                 np.arange(len(targets)), test_size=self.validation_fraction,
                 stratify=targets if is_classifier(self) else None, random_state=rng,
             )
             train_idx.sort()
-        X_t = _feeds.to_device(X, device)  # the one copy of X on the device
-        y_t = self._target_tensor(targets, device)
-        w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
-                                                           device=device)
-        w_val = None
-        if early:
             X_val, y_val = _feeds.take_rows(X_t, val_idx), y_t[val_idx]
             # the full copy is freed here
             X_t, y_t = _feeds.take_rows(X_t, train_idx), y_t[train_idx]
@@ -274,84 +291,104 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
                     raise ValueError("The sample weights of the training split sum to zero.")
+        return SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val,
+                               w_val=w_val, early=early, n_outputs=n_outputs, rng=rng,
+                               device=device, generator=generator, dp=dp,
+                               user_callbacks=user_callbacks, interrupted=False)
 
-        bar = _loop.ProgressBar() if _loop.wants_progress_bar(
-            self.progress_bar, self.verbose) else None
-        verbose = 0 if bar is not None else self.verbose
-        try:
-            interrupted = False
-            if not incremental:
-                module, dictionaries, fitted = self._build(
-                    X_t, n_outputs, rng, generator, device,
-                    dict(weights=w_t, progress=bar, verbose=verbose, dp=dp))
-                # A Ctrl-C during pretraining ends the whole fit (once warned).
-                interrupted = fitted.pop("_interrupted", False)
-                pretrain_history = fitted.pop("_history", [])
-                for name, value in fitted.items():
-                    setattr(self, name, value)
-                self.module_ = module
-                self.dictionaries_ = dictionaries
-                self.device_ = device
-                self._generator = generator
-                self._optimizer = None
-                self._samples_seen = 0
-                self._built_architecture = self._architecture()
-                self.loss_curve_ = []
-                self.history_ = list(pretrain_history)
-                self.n_iter_ = 0
-            module = self.module_
-            if dp is not None:
-                # Seeded alike, the ranks start from the same weights.
-                dp.check_same_tensors("the initial weights", list(module.state_dict().values()),
-                                      device)
-            if self._optimizer is None:
-                self._optimizer = _optim.make_optimizer(
-                    module, self.solver, self.learning_rate_init, self.momentum,
-                    self.weight_decay)
-            schedule = _optim.LearningRateSchedule(
-                self.learning_rate, self.learning_rate_init, self.power_t,
-                self.learning_rate_decay, samples_seen=getattr(self, "_samples_seen", 0))
+    def _phase_callbacks(self, desc):
+        """What every phase reports: the history record, then a log line
+        per epoch or a progress bar (``verbose``, ``progress_bar``), and
+        Ctrl-C ending the phase cleanly."""
+        callbacks = [History()]
+        if wants_progress_bar(self.progress_bar, self.verbose):
+            callbacks.append(ProgressBar())
+        elif self.verbose:
+            callbacks.append(EpochLog(desc))
+        callbacks.append(CatchInterrupt())
+        return callbacks
 
-            epochs = 0 if interrupted else epochs
-            batch_size = resolve_batch_size(self.batch_size, X_t.shape[0])
-            # What the loop reads (X, or X's fixed pooling) and its network.
-            feed, forward = self._training_feed(module, X_t, epochs, batch_size)
+    def _build_network(self, data):
+        """A first call: the network, its dictionaries (and pretraining)."""
+        context = dict(weights=data.w_t, dp=data.dp,
+                       callbacks=lambda desc: self._phase_callbacks(desc) + data.user_callbacks)
+        module, dictionaries, fitted = self._build(
+            data.X_t, data.n_outputs, data.rng, data.generator, data.device, context)
+        data.interrupted = fitted.pop("_interrupted", False)
+        pretrain_history = fitted.pop("_history", [])
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.module_ = module
+        self.dictionaries_ = dictionaries
+        self.device_ = data.device
+        self._generator = data.generator
+        self._optimizer = None
+        self._samples_seen = 0
+        self._stopping_state = None
+        self._built_architecture = self._architecture()
+        self.loss_curve_ = []
+        self.history_ = list(pretrain_history)
+        self.n_iter_ = 0
 
-            def batch_loss(xb, yb, wb=None):
-                return _feeds.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
+    def _train(self, data, epochs, partial):
+        """Fine-tune the network for at most ``epochs`` epochs."""
+        module = self.module_
+        if data.dp is not None:
+            # Seeded alike, the ranks start from the same weights.
+            data.dp.check_same_tensors("the initial weights",
+                                       list(module.state_dict().values()), data.device)
+        if self._optimizer is None:
+            self._optimizer = _optim.make_optimizer(
+                module, self.solver, self.learning_rate_init, self.momentum,
+                self.weight_decay)
+        batch_size = resolve_batch_size(self.batch_size, data.X_t.shape[0])
+        # What the loop reads (X, or X's fixed pooling) and its network.
+        feed, forward = self._training_feed(module, data.X_t, epochs, batch_size)
 
-            def validation():
-                with torch.no_grad():
-                    out = _feeds.apply_in_batches(module, X_val)
-                    loss = _feeds.weighted_mean(self._per_sample_loss(out, y_val), w_val)
-                    return self._validation_score(out, y_val, w_val), loss.item()
+        def batch_loss(xb, yb, wb=None):
+            return _feeds.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
 
-            result = _loop.train_epochs(
-                module, batch_loss, feed, y_t, self._optimizer,
-                epochs=epochs, batch_size=batch_size,
-                shuffle=self.shuffle, generator=generator,
-                after_step=self._after_step(module),
-                validation_score=validation if early else None,
-                n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=verbose,
-                warn_not_converged=not partial and not interrupted,
-                weights=w_t, schedule=schedule, progress=bar, dp=dp,
-                # scikit-learn carries the rule's count and best loss across
-                # partial_fit calls and warm starts (reset only by a new fit)
-                stopping_state=getattr(self, "_stopping_state", None)
-                if incremental and not early else None,
-            )
-        finally:
-            if bar is not None:
-                bar.close()
-        self._samples_seen = schedule.samples_seen
-        self._stopping_state = None if early else result.stopping_state
+        def validation():
+            with torch.no_grad():
+                out = _feeds.apply_in_batches(module, data.X_val)
+                loss = _feeds.weighted_mean(self._per_sample_loss(out, data.y_val), data.w_val)
+                return self._validation_score(out, data.y_val, data.w_val), loss.item()
+
+        callbacks = [Validation(validation)] if data.early else []
+        schedule = _optim.schedule_callback(
+            self.learning_rate, learning_rate_init=self.learning_rate_init,
+            power_t=self.power_t, learning_rate_decay=self.learning_rate_decay,
+            samples_seen=getattr(self, "_samples_seen", 0), n_samples=data.X_t.shape[0])
+        if schedule is not None:
+            callbacks.append(schedule)
+        phase = self._phase_callbacks("epoch")
+        stopping = EarlyStopping(
+            self.tol, self.n_iter_no_change, validation=data.early,
+            plateau=schedule.on_plateau if schedule is not None else None,
+            # scikit-learn carries the rule's count and best loss across
+            # partial_fit calls and warm starts (reset only by a new fit)
+            state=None if data.early else getattr(self, "_stopping_state", None))
+        callbacks += phase[:-1] + [stopping, phase[-1]] + data.user_callbacks
+        return _loop.train_epochs(
+            module, batch_loss, feed, data.y_t, self._optimizer,
+            epochs=epochs, batch_size=batch_size, shuffle=self.shuffle,
+            generator=data.generator, after_step=self._after_step(module),
+            weights=data.w_t, dp=data.dp, callbacks=callbacks, estimator=self,
+            warn_not_converged=not partial and not data.interrupted,
+        )
+
+    def _record(self, result, data, partial):
+        """The fitted attributes after training."""
+        self._samples_seen = (getattr(self, "_samples_seen", 0)
+                              + data.X_t.shape[0] * result.n_epochs)
+        self._stopping_state = None if data.early else result.stopping_state
         done = sum(1 for r in self.history_ if r["phase"] == "fine-tune")
         for record in result.history:
             record["epoch"] += done
         self.history_.extend(result.history)
         self.loss_curve_.extend(result.losses)
         self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs
-        if early:
+        if data.early:
             self.validation_scores_ = result.validation_scores
             self.best_validation_score_ = (max(result.validation_scores)
                                            if result.validation_scores else None)
@@ -359,13 +396,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
         self._set_weight_attributes()
-        if dp is not None:
+        if data.dp is not None:
             dense = sum(l.weight.numel() + (l.bias.numel() if l.bias is not None else 0)
                         for l in self.module_.weight_layers())
-            self.communication_ = dp.report(self.module_, dense)
+            self.communication_ = data.dp.report(self.module_, dense)
         else:
             self.__dict__.pop("communication_", None)
-        return self
 
     def _training_feed(self, module, X_t, epochs, batch_size):
         """``(feed, forward)``: the training loop computes ``forward(feed[rows])``.
@@ -390,7 +426,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         """
         dynamic = static = predicted_dynamic = predicted_dense = 0
         for layer in self.module_.weight_layers()[:-1]:
-            if isinstance(layer, _Factored):
+            if isinstance(layer, FactoredLayer):
                 dynamic += layer.n_dynamic_params
                 static += layer.n_static_params
                 predicted_dynamic += layer.n_dynamic_params

@@ -176,6 +176,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     progress_bar : "auto" or bool, default="auto"
+    callbacks : list of skpred.callbacks.Callback or None, default=None
     class_weight : dict, "balanced" or None, default=None
         As in :class:`PredictedMLPClassifier`.
     warm_start : bool, default=False
@@ -281,6 +282,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         random_state=None,
         verbose=0,
         progress_bar="auto",
+        callbacks=None,
         class_weight=None,
         warm_start=False,
     ):
@@ -311,6 +313,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         self.random_state = random_state
         self.verbose = verbose
         self.progress_bar = progress_bar
+        self.callbacks = callbacks
         self.class_weight = class_weight
         self.warm_start = warm_start
 

@@ -192,11 +192,10 @@ class _MLPNetwork:
                     # its input is fixed while it pretrains (greedy): pooled once
                     pooled=pool_once(layer, inputs_t, self.pretrain_epochs, batch_size),
                     batch_size=batch_size, learning_rate=self.pretrain_learning_rate,
-                    generator=generator, verbose=context["verbose"],
-                    after_step=self._max_norm_step([layer]),
-                    desc=f"pretrain layer {i + 1} epoch", weights=context["weights"],
-                    phase=f"pretrain layer {i + 1}", progress=context["progress"],
-                    dp=context["dp"],
+                    generator=generator, after_step=self._max_norm_step([layer]),
+                    weights=context["weights"], phase=f"pretrain layer {i + 1}",
+                    callbacks=context["callbacks"](f"pretrain layer {i + 1} epoch"),
+                    estimator=self, dp=context["dp"],
                 )
                 interrupted = result.interrupted
                 history.extend(result.history)
@@ -315,15 +314,20 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         Fine-tuning optimiser; "sgd" uses ``momentum``.
     learning_rate_init : float, default=1e-3
         Initial fine-tuning learning rate.
-    learning_rate : {"constant", "invscaling", "adaptive", "decay"}, default="constant"
+    learning_rate : {"constant", "invscaling", "adaptive", "decay"} or callable, default="constant"
         Learning-rate schedule of fine-tuning, for either solver (unlike
         scikit-learn, where only "sgd" uses it): "constant";
         "invscaling", ``learning_rate_init / (t + 1) ** power_t`` after
         every epoch, ``t`` the samples seen; "adaptive", divided by 5 each
         time the stopping rule is met instead of stopping, unless it is
         already at most 1e-6; "decay", divided by ``learning_rate_decay`` after
-        every minibatch (the authors' schedule). The rate of every epoch
-        is in ``history_``.
+        every minibatch (the authors' schedule). Each is a
+        ``torch.optim.lr_scheduler`` scheduler. A callable
+        ``learning_rate(optimizer)`` returns a scheduler of your own (e.g.
+        ``functools.partial(torch.optim.lr_scheduler.StepLR, step_size=10)``),
+        stepped after every epoch (a ``ReduceLROnPlateau`` with the
+        validation loss under early stopping, else the training loss). The
+        rate of every epoch is in ``history_``.
     power_t : float, default=0.5
         Exponent of "invscaling".
     learning_rate_decay : float >= 1, default=1.0
@@ -367,9 +371,14 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         stderr when it is a terminal (see ``progress_bar``), else a log line
         per epoch (logger "skpred"). 0 is silent.
     progress_bar : "auto" or bool, default="auto"
-        "auto": a progress bar when ``verbose`` and stderr is a terminal;
-        True: always (a notebook, a file); False: never (log lines with
-        ``verbose``). Written by skpred itself, no dependency.
+        "auto": a progress bar (``tqdm.auto``: a widget in notebooks) when
+        ``verbose`` and stderr is a terminal or the code runs in a Jupyter
+        kernel; True: always; False: never (log lines with ``verbose``).
+    callbacks : list of skpred.callbacks.Callback or None, default=None
+        Your code on the training loop's hooks (epoch and batch ends, the
+        end of training), in every phase (pretraining and fine-tuning): log,
+        checkpoint, or stop a phase with ``loop.stop()``. See
+        :mod:`skpred.callbacks`.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss (multiplying ``sample_weight``):
         ``{label: weight}``, or "balanced", ``n_samples / (n_classes *
@@ -509,6 +518,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         random_state=None,
         verbose=0,
         progress_bar="auto",
+        callbacks=None,
         class_weight=None,
         warm_start=False,
     ):
@@ -543,6 +553,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         self.random_state = random_state
         self.verbose = verbose
         self.progress_bar = progress_bar
+        self.callbacks = callbacks
         self.class_weight = class_weight
         self.warm_start = warm_start
 
@@ -563,7 +574,7 @@ length_scale, ridge, image_shape, ae_n_components, pretrain, pretrain_epochs, \
 pretrain_learning_rate, solver, learning_rate_init, learning_rate, power_t, \
 learning_rate_decay, momentum, batch_size, max_iter, weight_decay, max_norm, \
 shuffle, early_stopping, validation_fraction, n_iter_no_change, tol, device, \
-random_state, verbose, progress_bar, warm_start :
+random_state, verbose, progress_bar, callbacks, warm_start :
         As in :class:`PredictedMLPClassifier`, with the same defaults.
         Targets are not scaled: standardise them (e.g. with
         ``sklearn.compose.TransformedTargetRegressor``) when their scale is
@@ -640,6 +651,7 @@ device_ :
         random_state=None,
         verbose=0,
         progress_bar="auto",
+        callbacks=None,
         warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -673,4 +685,5 @@ device_ :
         self.random_state = random_state
         self.verbose = verbose
         self.progress_bar = progress_bar
+        self.callbacks = callbacks
         self.warm_start = warm_start

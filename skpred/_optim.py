@@ -4,6 +4,9 @@ authors' per-minibatch decay).
 
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
+
+from .callbacks import LRSchedule
 
 
 def param_groups(module: nn.Module, weight_decay: float):
@@ -31,54 +34,44 @@ def make_optimizer(module, solver, learning_rate, momentum=0.0, weight_decay=0.0
 LEARNING_RATES = ("constant", "invscaling", "adaptive", "decay")
 
 
-class LearningRateSchedule:
-    """The ``learning_rate`` option of the classifiers, applied to any torch
-    optimizer through its ``param_groups``.
+def schedule_callback(learning_rate, *, learning_rate_init, power_t=0.5,
+                      learning_rate_decay=1.0, samples_seen=0, n_samples=1):
+    """The ``learning_rate`` parameter as an :class:`~skpred.callbacks.LRSchedule`
+    (None for ``"constant"``), each on a ``torch.optim.lr_scheduler`` class:
 
-    - ``"constant"``: ``learning_rate_init`` throughout.
     - ``"invscaling"``: ``learning_rate_init / (t + 1) ** power_t`` after
-      every epoch, ``t`` the samples seen so far (scikit-learn's rule).
+      every epoch, ``t`` the samples seen so far, counted over earlier
+      ``partial_fit`` calls and warm starts too (scikit-learn's rule and
+      its ``t_``); a ``LambdaLR``.
     - ``"adaptive"``: constant while the stopping rule is not met; each time
       it is, the rate is divided by 5 and training goes on, unless the rate
-      is already at most 1e-6 (scikit-learn's rule).
+      is already at most 1e-6 (scikit-learn's rule); a ``MultiplicativeLR``
+      stepped on plateaus.
     - ``"decay"``: divided by ``learning_rate_decay`` after every minibatch
-      (the authors' schedule).
-
-    ``samples_seen`` carries over between calls (``partial_fit``, warm
-    starts), as scikit-learn's ``t_``.
+      (the authors' schedule); an ``ExponentialLR`` stepped per batch.
+    - a callable: ``learning_rate(optimizer)`` returns any scheduler of that
+      optimizer, stepped after every epoch (see ``LRSchedule``).
     """
-
-    def __init__(self, kind="constant", learning_rate_init=1e-3, power_t=0.5,
-                 learning_rate_decay=1.0, samples_seen=0):
-        if kind not in LEARNING_RATES:
-            raise ValueError(f"learning_rate must be one of {LEARNING_RATES}, got {kind!r}.")
-        self.kind = kind
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.learning_rate_decay = learning_rate_decay
-        self.samples_seen = samples_seen
-
-    @staticmethod
-    def _set(optimizer, lr):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
-    def after_batch(self, optimizer):
-        if self.kind == "decay" and self.learning_rate_decay != 1.0:
+    if callable(learning_rate):
+        return LRSchedule(learning_rate, every="epoch")
+    if learning_rate == "constant":
+        return None
+    if learning_rate == "invscaling":
+        def factory(optimizer):
             for group in optimizer.param_groups:
-                group["lr"] /= self.learning_rate_decay
+                group["initial_lr"] = learning_rate_init  # the formula's base
 
-    def after_epoch(self, optimizer, n_samples):
-        self.samples_seen += n_samples
-        if self.kind == "invscaling":
-            self._set(optimizer, self.learning_rate_init / (self.samples_seen + 1) ** self.power_t)
+            return lr_scheduler.LambdaLR(
+                optimizer, lambda k: (samples_seen + k * n_samples + 1) ** -power_t)
 
-    def on_plateau(self, optimizer) -> bool:
-        """The stopping rule was met: True to keep training (rate divided)."""
-        if self.kind != "adaptive":
-            return False
-        lr = optimizer.param_groups[0]["lr"]
-        if lr <= 1e-6:
-            return False
-        self._set(optimizer, lr / 5.0)
-        return True
+        return LRSchedule(factory, every="epoch")
+    if learning_rate == "adaptive":
+        return LRSchedule(lambda opt: lr_scheduler.MultiplicativeLR(opt, lambda _: 0.2),
+                          every="plateau", min_lr=1e-6)
+    if learning_rate == "decay":
+        if learning_rate_decay == 1.0:
+            return None
+        return LRSchedule(lambda opt: lr_scheduler.ExponentialLR(opt, 1.0 / learning_rate_decay),
+                          every="batch")
+    raise ValueError(f"learning_rate must be one of {LEARNING_RATES} or a callable, "
+                     f"got {learning_rate!r}.")

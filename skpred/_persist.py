@@ -15,11 +15,13 @@ Core module: below the estimators (which import it for :class:`SaveMixin`
 and :class:`TorchStateMixin`); it imports none of them.
 """
 
+import inspect
 import json
 import math
 import os
 import struct
 import tempfile
+import warnings
 
 import numpy as np
 import torch
@@ -301,6 +303,15 @@ def _state(est):
     device = getattr(est, "device_", None)
     state = est.__getstate__() if hasattr(est, "__getstate__") else dict(est.__dict__)
     state = {k: v for k, v in state.items() if k != "_sklearn_version"}
+    if state.get("callbacks") is not None:
+        # callbacks are code, which the format does not carry (it never runs code)
+        warnings.warn(f"{type(est).__name__}.save: callbacks are code and are not saved; the "
+                      f"loaded estimator has callbacks=None.", UserWarning, stacklevel=3)
+        state["callbacks"] = None
+    if callable(state.get("learning_rate")):
+        raise ValueError(f"Cannot save a {type(est).__name__} whose learning_rate is a "
+                         f"callable (code, which the format does not carry); set "
+                         f"learning_rate to a named schedule before saving.")
     if device is not None:
         state["_saved_device"] = str(device)
     return state
@@ -394,6 +405,18 @@ class _Decoder:
         raise ValueError("Corrupt value in the file's metadata.")
 
 
+#: Constructor parameters newer than some files, with the value that reproduces the
+#: behaviour those files were written with.
+ADDED_PARAMETERS = {"callbacks": None}
+
+
+def _constructor_parameters(cls):
+    """The names ``get_params`` reports: the constructor's keyword parameters
+    (scikit-learn's convention, read from the signature)."""
+    return [p.name for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
 def _restore(name, state):
     registry = ESTIMATORS
     if not isinstance(name, str) or name not in registry:
@@ -412,11 +435,16 @@ def _restore(name, state):
     if saved_device is not None and modules and hasattr(est, "device_"):
         # where the modules were put (the device asked for, or the saved one)
         est.device_ = next(modules[0].parameters()).device
+    names = _constructor_parameters(cls)
+    # Parameters added after a file was written take the value that behaves as before.
+    for key, default in ADDED_PARAMETERS.items():
+        if key in names and key not in state:
+            setattr(est, key, default)
+            state[key] = default
     # The constructor parameters must be valid ones ...
-    params = {k: state[k] for k in est._get_param_names() if k in state}
-    if set(params) != set(est._get_param_names()):
-        raise ValueError(f"The file's {name} lacks parameters: "
-                         f"{sorted(set(est._get_param_names()) - set(params))}.")
+    missing = sorted(set(names) - set(state))
+    if missing:
+        raise ValueError(f"The file's {name} lacks parameters: {missing}.")
     try:
         est._validate_params()
     except Exception as exc:  # sklearn's InvalidParameterError is a ValueError

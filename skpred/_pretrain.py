@@ -2,7 +2,7 @@
 training-data statistics (covariance, autoencoder atoms).
 """
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -10,7 +10,8 @@ from torch import nn
 
 from ._device import resolve_device, seeded, torch_generator
 from ._feeds import SparseRows, to_device, weighted_mean
-from ._loop import TrainingResult, train_epochs
+from ._loop import train_epochs
+from .callbacks import Callback, EpochLog, TrainingResult
 from ._optim import make_optimizer
 
 
@@ -70,12 +71,10 @@ def fit_tied_autoencoder(
     learning_rate: float,
     generator: torch.Generator,
     after_step: Optional[Callable] = None,
-    verbose: int = 0,
-    desc: str = "autoencoder",
-    catch_interrupt: bool = True,
     weights: Optional[torch.Tensor] = None,
     phase: str = "pretrain",
-    progress: Optional[Callable] = None,
+    callbacks: Sequence[Callback] = (),
+    estimator=None,
     dp=None,
     pooled: Optional[torch.Tensor] = None,
 ) -> TrainingResult:
@@ -97,6 +96,9 @@ def fit_tied_autoencoder(
     fixed U): the encoder then runs ``layer.forward_pooled`` on its rows
     instead of the layer on X's (the loop draws row indices and reads
     both).
+
+    ``callbacks`` run on the loop's hooks (history, logging, Ctrl-C: the
+    caller's choice); there is no stopping rule, every epoch runs.
     """
     device = X.device
     decoder_bias = nn.Parameter(torch.zeros(X.shape[1], device=device, dtype=X.dtype))
@@ -122,9 +124,8 @@ def fit_tied_autoencoder(
     return train_epochs(
         holder, batch_loss, feed, None, optimizer,
         epochs=epochs, batch_size=batch_size, shuffle=True, generator=generator,
-        after_step=after_step, n_iter_no_change=epochs + 1, verbose=verbose, desc=desc,
-        warn_not_converged=False, catch_interrupt=catch_interrupt, weights=weights,
-        phase=phase, progress=progress, dp=dp,
+        after_step=after_step, weights=weights, phase=phase, callbacks=callbacks,
+        estimator=estimator, dp=dp,
     )
 
 
@@ -158,9 +159,9 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
     # A dictionary is not a usable model: Ctrl-C here stops the whole fit.
     fit_tied_autoencoder(
         layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, generator=generator,
-        verbose=verbose, desc="ae dictionary epoch", catch_interrupt=False, weights=weights,
+        learning_rate=learning_rate, generator=generator, weights=weights,
         phase="ae dictionary", dp=dp,
+        callbacks=[EpochLog("ae dictionary epoch")] if verbose else [],
     )
     atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
     norms = np.linalg.norm(atoms, axis=0)

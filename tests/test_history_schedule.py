@@ -2,6 +2,8 @@
 predict_proba's dtype, decision_function and torch.device (issue 14)."""
 
 import io
+import sys
+import types
 import warnings
 
 import numpy as np
@@ -11,7 +13,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 from skpred import PredictedMLPClassifier, PAPER_MLP_SETTINGS
-from skpred import _loop
+from skpred.callbacks import wants_progress_bar
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +77,28 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(digits, capsys):
     assert capsys.readouterr().err == ""
     _fit(X, y, max_iter=2, verbose=1, progress_bar=False)  # log lines, no bar
     assert "\r" not in capsys.readouterr().err
-    _fit(X, y, max_iter=3, progress_bar=True)
+    _fit(X, y, max_iter=3, progress_bar=True, early_stopping=True, n_iter_no_change=9)
     err = capsys.readouterr().err
-    assert err.count("\r") == 3 and "fine-tune" in err and "3/3" in err and err.endswith("\n")
+    # tqdm redraws at most every 0.1 s; the last frame is the finished bar
+    final = err.rstrip("\n").split("\r")[-1]
+    assert final.startswith("fine-tune") and "3/3" in final and err.endswith("\n")
+    assert "loss=" in final and "valid=" in final
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
-    assert _loop.wants_progress_bar("auto", 1, Terminal())
-    assert not _loop.wants_progress_bar("auto", 0, Terminal())
-    assert not _loop.wants_progress_bar("auto", 1, io.StringIO())
+    assert wants_progress_bar("auto", 1, Terminal())
+    assert not wants_progress_bar("auto", 0, Terminal())
+    assert not wants_progress_bar("auto", 1, io.StringIO())
+
+
+def test_progress_bar_auto_in_a_jupyter_kernel(monkeypatch):
+    """Breakage caught: "auto" giving no bar in a notebook, whose stderr is
+    not a terminal (tqdm.auto then draws a widget)."""
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert wants_progress_bar("auto", 1, io.StringIO())
+    assert not wants_progress_bar("auto", 0, io.StringIO())
 
 
 def _lrs(est):

@@ -15,8 +15,9 @@ from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptr
 from sklearn.neural_network._stochastic_optimizers import SGDOptimizer
 
 from skpred import PredictedMLPClassifier
-from skpred._loop import StoppingRule, train_epochs
-from skpred._optim import LearningRateSchedule
+from skpred._loop import train_epochs
+from skpred._optim import schedule_callback
+from skpred.callbacks import EarlyStopping, History, StoppingRule, Validation
 
 _SKLEARN_UPDATE = BaseMultilayerPerceptron._update_no_improvement_count
 _TAKES_WEIGHTS = "sample_weight" in inspect.signature(_SKLEARN_UPDATE).parameters
@@ -162,12 +163,15 @@ def _run_train_epochs(values, *, early_stopping, tol, patience, schedule=None, l
             module.w.fill_(epoch["now"])
 
     optimizer = torch.optim.SGD(module.parameters(), lr=lr)
+    # the callbacks the estimators build, in their order
+    callbacks = [Validation(lambda: next(upcoming))] if early_stopping else []
+    callbacks += [schedule] if schedule is not None else []
+    callbacks += [History(), EarlyStopping(
+        tol, patience, validation=early_stopping,
+        plateau=schedule.on_plateau if schedule is not None else None)]
     result = train_epochs(
         module, batch_loss, X, None, optimizer, epochs=len(values), batch_size=1,
-        shuffle=False, after_step=after_step,
-        validation_score=(lambda: next(upcoming)) if early_stopping else None,
-        n_iter_no_change=patience, tol=tol, warn_not_converged=False,
-        schedule=schedule)
+        shuffle=False, after_step=after_step, callbacks=callbacks)
     return result, module, optimizer
 
 
@@ -197,7 +201,7 @@ def test_adaptive_rate_divides_and_stops_as_sklearn():
     lr = 1e-4
     epochs, stopped, _, rates = sklearn_replay(values, early_stopping=True, tol=0.0,
                                                n_iter_no_change=2, adaptive_lr=lr)
-    schedule = LearningRateSchedule("adaptive", learning_rate_init=lr)
+    schedule = schedule_callback("adaptive", learning_rate_init=lr)
     result, _, _ = _run_train_epochs(values, early_stopping=True, tol=0.0,
                                              patience=2, schedule=schedule, lr=lr)
     assert stopped and (result.n_epochs, result.converged) == (epochs, True)

@@ -118,7 +118,7 @@ def test_persistence_and_the_core_import_no_estimator():
                   "skpred._dictionary", "skpred._base"}
     for core in ("skpred._persist", "skpred._kinds", "skpred._loop", "skpred._device",
                  "skpred._feeds", "skpred._optim", "skpred._pretrain", "skpred.nn._spec",
-                 "skpred._layers"):
+                 "skpred.callbacks", "skpred._stopping", "skpred._layers"):
         reached, todo = set(), [core]
         while todo:
             for nxt in graph[todo.pop()] - reached:

@@ -7,11 +7,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._spec import bias_numel, describable, pair_list, pair_tuple
-from ._linear import _PATHS, _Factored, _split_units, as_dictionary_tensor, init_factored_
+from ._linear import PATHS, FactoredLayer, as_dictionary_tensor, init_factored_, split_units
 
 __all__ = ["PredictedConv2d"]
 
-_CONV_PATHS = _PATHS + ("separable",)
+CONV_PATHS = PATHS + ("separable",)
 
 
 def _pair(v) -> Tuple[int, int]:
@@ -24,7 +24,7 @@ def _pair(v) -> Tuple[int, int]:
 
 
 @describable
-class PredictedConv2d(_Factored):
+class PredictedConv2d(FactoredLayer):
     r"""2-D convolution whose filter bank is predicted: ``W = U V``.
 
     Each of the ``C`` columns owns ``out_channels / C`` filters. Column ``c``
@@ -83,8 +83,8 @@ class PredictedConv2d(_Factored):
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
-        if path not in _CONV_PATHS:
-            raise ValueError(f"path must be one of {_CONV_PATHS}, got {path!r}.")
+        if path not in CONV_PATHS:
+            raise ValueError(f"path must be one of {CONV_PATHS}, got {path!r}.")
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.kernel_size = _pair(kernel_size)
@@ -103,7 +103,7 @@ class PredictedConv2d(_Factored):
         fan_in = self.in_channels * kh * kw
         U = as_dictionary_tensor(dictionaries, fan_in, **factory_kwargs)
         self.n_columns, self.n_atoms = U.shape[0], U.shape[2]
-        self.units_per_column = _split_units(self.out_channels, self.n_columns, "out_channels")
+        self.units_per_column = split_units(self.out_channels, self.n_columns, "out_channels")
         bank = U.permute(0, 2, 1).reshape(self.n_columns * self.n_atoms, self.in_channels, kh, kw)
         self.register_buffer("U", bank.contiguous())
         self.register_buffer("_gram_cache", None, persistent=False)
@@ -112,14 +112,7 @@ class PredictedConv2d(_Factored):
         self.register_buffer("_sep_bank", None, persistent=False)
         self.register_buffer("_sep_index", None, persistent=False)
         self._sep_key = None
-        self.V = nn.Parameter(
-            torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
-        )
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels, **factory_kwargs))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        self._make_parameters(out_channels, bias, factory_kwargs)
 
     def to_spec(self) -> dict:
         """A JSON-able description from which :meth:`from_spec` rebuilds a

@@ -8,10 +8,10 @@ from torch import Tensor, nn
 
 from ._spec import bias_numel, describable
 
-__all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "as_dictionary_tensor",
-           "flush_subnormals"]
+__all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "FactoredLayer",
+           "as_dictionary_tensor", "flush_subnormals", "split_units", "PATHS"]
 
-_PATHS = ("auto", "pool", "dense")
+PATHS = ("auto", "pool", "dense")
 
 
 def as_dictionary_tensor(dictionaries, n_rows, device=None, dtype=None) -> Tensor:
@@ -61,7 +61,7 @@ def flush_subnormals(t: Tensor) -> Tensor:
     return t
 
 
-def _split_units(n_units: int, n_columns: int, what: str = "out_features") -> int:
+def split_units(n_units: int, n_columns: int, what: str = "out_features") -> int:
     if n_columns > n_units:
         raise ValueError(
             f"n_columns={n_columns} exceeds {what}={n_units}: every column needs "
@@ -95,7 +95,7 @@ def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: in
         bias.uniform_(-b, b, generator=generator)
 
 
-class _Factored(nn.Module):
+class FactoredLayer(nn.Module):
     """What predicted layers share: parameter counts and copying into a dense twin."""
 
     @property
@@ -134,6 +134,17 @@ class _Factored(nn.Module):
             self._gram_key = key
         return self._gram_cache
 
+    def _make_parameters(self, n_units: int, bias: bool, factory_kwargs: dict) -> None:
+        """V (one block per column) and the bias, then their initial values."""
+        self.V = nn.Parameter(
+            torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
+        )
+        if bias:
+            self.bias = nn.Parameter(torch.empty(n_units, **factory_kwargs))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
     @torch.no_grad()
     def _fill_dense(self, dense: nn.Module) -> nn.Module:
         dense.weight.copy_(self.weight)
@@ -143,7 +154,7 @@ class _Factored(nn.Module):
 
 
 @describable
-class PredictedLinear(_Factored):
+class PredictedLinear(FactoredLayer):
     r"""Dense layer with predicted weights, ``y = x W + b`` with ``W = U V``.
 
     Hidden units are split equally among ``C`` columns; column ``c`` has a fixed
@@ -186,7 +197,7 @@ class PredictedLinear(_Factored):
     """
 
     __constants__ = ["in_features", "out_features", "n_columns", "n_atoms"]
-    _paths = _PATHS
+    _paths = PATHS
 
     def __init__(
         self,
@@ -207,19 +218,12 @@ class PredictedLinear(_Factored):
         self.out_features = int(out_features)
         self.n_columns = U.shape[0]
         self.n_atoms = U.shape[2]
-        self.units_per_column = _split_units(self.out_features, self.n_columns)
+        self.units_per_column = split_units(self.out_features, self.n_columns)
         self.path = path
         U_flat = U.permute(1, 0, 2).reshape(in_features, -1).contiguous()
         self._register_dictionary(U_flat)
         self.register_buffer("_gram_cache", None, persistent=False)
-        self.V = nn.Parameter(
-            torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
-        )
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_features, **factory_kwargs))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        self._make_parameters(out_features, bias, factory_kwargs)
 
     def _register_dictionary(self, U_flat: Tensor) -> None:
         self.register_buffer("U", U_flat)
@@ -506,7 +510,7 @@ class SEPredictedLinear(PredictedLinear):
         ``"auto"``, ``"pool"``, ``"dense"`` or ``"blur"``.
     """
 
-    _paths = _PATHS + ("blur",)
+    _paths = PATHS + ("blur",)
 
     def to_spec(self) -> dict:
         raise ValueError("SEPredictedLinear layers cannot be saved by skpred.save yet; use "
