@@ -36,7 +36,6 @@ import os
 import pickle
 import socket
 import tempfile
-import traceback
 import warnings
 from contextlib import contextmanager
 
@@ -109,25 +108,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world_size, port, backend, timeout, threads, payload, result, error, target):
+def _worker(rank, world_size, port, backend, timeout, threads, result, target, args):
     """Body of one worker process (module level, so that spawn can find it)."""
-    try:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                          WORLD_SIZE=str(world_size))
-        torch.set_num_threads(threads)
-        if rank != 0:  # the ranks train in lock-step: warn once, from rank 0
-            warnings.simplefilter("ignore")
-        with open(payload, "rb") as f:  # written by this package a moment ago
-            args = pickle.load(f)
-        with data_parallel(backend=backend, timeout=timeout):
-            out = target(rank, *args)
-        if rank == 0:
-            with open(result, "wb") as f:
-                pickle.dump(out, f)
-    except BaseException:
-        with open(f"{error}.{rank}", "w") as f:
-            f.write(traceback.format_exc())
-        raise SystemExit(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
+    torch.set_num_threads(threads)
+    if rank != 0:  # the ranks train in lock-step: warn once, from rank 0
+        warnings.simplefilter("ignore")
+    with data_parallel(backend=backend, timeout=timeout):
+        out = target(rank, *args)
+    if rank == 0:
+        with open(result, "wb") as f:
+            pickle.dump(out, f)
 
 
 def _fit_target(rank, estimator, X, y, fit_params):
@@ -145,48 +137,30 @@ def run_workers(target, args, n_workers=2, backend="gloo", timeout=300.0):
     """
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}.")
-    ctx = torch.multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     with tempfile.TemporaryDirectory(prefix="skpred-dp-") as tmp:
-        payload, result, error = (os.path.join(tmp, n) for n in ("args", "result", "error"))
-        with open(payload, "wb") as f:
-            pickle.dump(args, f)
-        port = _free_port()
-        procs = [ctx.Process(target=_worker, args=(r, n_workers, port, backend, timeout, threads,
-                                                   payload, result, error, target), daemon=True)
-                 for r in range(n_workers)]
-        for p in procs:
-            p.start()
-        failed = None
-        while failed is None and any(p.is_alive() for p in procs):
-            for r, p in enumerate(procs):
-                p.join(timeout=0.05)
-                if p.exitcode not in (None, 0):
-                    failed = r
-                    break
-        if failed is None:
-            failed = next((r for r, p in enumerate(procs) if p.exitcode != 0), None)
-        if failed is not None:
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            for p in procs:
-                p.join()
-            # A worker that died without a Python error (killed, os._exit,
-            # a segfault) is the cause; the others then fail in a collective.
-            written = {int(n.split(".")[1]) for n in os.listdir(tmp) if n.startswith("error.")}
-            crashed = [r for r, p in enumerate(procs) if p.exitcode not in (0, None)
-                       and r not in written and p.exitcode > 0]
+        result = os.path.join(tmp, "result")
+        # torch's launcher: it stops the other workers when one fails and
+        # hands the failed worker's traceback back.
+        workers = torch.multiprocessing.spawn(
+            _worker, args=(n_workers, _free_port(), backend, timeout, threads, result, target,
+                           args), nprocs=n_workers, join=False)
+        try:
+            while not workers.join():
+                pass
+        except (torch.multiprocessing.ProcessRaisedException,
+                torch.multiprocessing.ProcessExitedException) as exc:
+            # A worker that died without a Python error (killed, os._exit, a
+            # segfault) is the cause; the others then fail in a collective.
+            codes = [p.exitcode for p in workers.processes]
+            crashed = [r for r, code in enumerate(codes) if code not in (None, 0, 1) and code > 0]
             if crashed:
-                rank = crashed[0]
-                message = f"exit code {procs[rank].exitcode} (no Python error: it was killed " \
-                          f"or crashed)."
+                rank, message = crashed[0], (f"exit code {codes[crashed[0]]} (no Python error: "
+                                             f"it was killed or crashed).")
             else:
-                rank = min(written) if written else failed
-                message = (open(f"{error}.{rank}").read() if written
-                           else f"exit code {procs[rank].exitcode}")
+                rank, message = exc.error_index, str(exc)
             raise RuntimeError(f"Data-parallel worker {rank} of {n_workers} failed; the other "
-                               f"workers were stopped.\n{message}")
+                               f"workers were stopped.\n{message}") from None
         with open(result, "rb") as f:  # written by our worker 0
             return pickle.load(f)
 
