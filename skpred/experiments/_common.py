@@ -20,6 +20,7 @@ def parser_for(name, description, presets):
     p.add_argument("--out", default="results", help="folder for the CSV/JSON results and PNG plots")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-plot", action="store_true", help="only write the results")
+    p.set_defaults(figure=name)
     return p
 
 
@@ -46,6 +47,58 @@ def timed_fit(estimator, X, y):
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X, y)
     return round(time.perf_counter() - t0, 2)
+
+
+def fit_row(estimator, X_train, y_train, X_test, y_test, **keys):
+    """Fit (timed) and score: a results row of ``keys`` then
+    ``fraction_learned``, ``test_error`` and ``seconds``."""
+    seconds = timed_fit(estimator, X_train, y_train)
+    return dict(keys, fraction_learned=round(estimator.fraction_learned_, 5),
+                test_error=round(1 - estimator.score(X_test, y_test), 5), seconds=seconds)
+
+
+def finish(args, filename, rows, table_columns, **meta):
+    """Write the rows (with the run's settings beside them) and print the table."""
+    write_rows(args.out, filename, rows,
+               meta=dict(preset=args.preset, seed=args.seed, data=args.data, **meta))
+    print_table(rows, table_columns)
+    return rows
+
+
+def results_figure(out, filename, **subplots):
+    """The rows of a results CSV and a new figure to draw them on."""
+    fig, axes = pyplot().subplots(**subplots)
+    return read_rows(out, filename), fig, axes
+
+
+def split_for(args, cfg, load, needs):
+    """The run's train/test split: ``load(args)``, the training part cut to
+    the preset's ``n_train``. The paper preset needs ``--data`` (``needs``
+    says what it holds)."""
+    if args.preset == "paper" and not args.data:
+        raise SystemExit(f"{args.figure} --preset paper needs --data {needs}; use --quick for "
+                         f"the bundled stand-in.")
+    X_tr, X_te, y_tr, y_te, *extra = load(args)
+    if cfg["n_train"]:
+        X_tr, y_tr = X_tr[:cfg["n_train"]], y_tr[:cfg["n_train"]]
+    return (X_tr, X_te, y_tr, y_te, *extra)
+
+
+def error_axes(ax, title, legend_size=None):
+    """The labels every error-against-fraction plot carries."""
+    ax.set_xlabel("fraction of parameters learned")
+    ax.set_ylabel("test error")
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    ax.figure.tight_layout()
+
+
+def run_and_plot(args, run, plot):
+    """What every figure's ``main`` does once its arguments are parsed."""
+    run(args)
+    if not args.no_plot:
+        plot(args.out)
+    return 0
 
 
 def progress(message):

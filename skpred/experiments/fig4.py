@@ -68,12 +68,7 @@ def load(args):
 
 def run(args):
     cfg = PRESETS[args.preset]
-    if args.preset == "paper" and not args.data:
-        raise SystemExit("fig4 --preset paper needs --data (the MNIST IDX folder); "
-                         "use --quick for the bundled digits.")
-    X_tr, X_te, y_tr, y_te = load(args)
-    if cfg["n_train"]:
-        X_tr, y_tr = X_tr[:cfg["n_train"]], y_tr[:cfg["n_train"]]
+    X_tr, X_te, y_tr, y_te = _common.split_for(args, cfg, load, "(the MNIST IDX folder)")
     _common.progress(f"fig4 ({args.preset}): {len(X_tr)} train / {len(X_te)} test, "
                      f"784-{'-'.join(map(str, cfg['hidden']))}-10 sigmoid")
     rows = []
@@ -81,25 +76,15 @@ def run(args):
         fractions = (1.0,) if method == "nokernel" else cfg["fractions"]
         for frac in fractions:
             clf = PredictedMLPClassifier(**settings(cfg, method, frac, args))
-            seconds = _common.timed_fit(clf, X_tr, y_tr)
-            row = dict(method=method, alpha_fraction=frac,
-                       fraction_learned=round(clf.fraction_learned_, 5),
-                       test_error=round(1 - clf.score(X_te, y_te), 5),
-                       seconds=seconds)
+            row = _common.fit_row(clf, X_tr, y_tr, X_te, y_te, method=method, alpha_fraction=frac)
             rows.append(row)
             _common.progress(f"{method:<9} alpha={frac:<5} learned={row['fraction_learned']:.3f} "
                              f"error={row['test_error']:.4f} ({row['seconds']} s)")
-    _common.write_rows(args.out, "fig4.csv", rows, meta=dict(preset=args.preset, seed=args.seed,
-                                                             data=args.data, columns=args.columns,
-                                                             **cfg))
-    _common.print_table(rows, COLUMNS)
-    return rows
+    return _common.finish(args, "fig4.csv", rows, COLUMNS, columns=args.columns, **cfg)
 
 
 def plot(out):
-    rows = _common.read_rows(out, "fig4.csv")
-    plt = _common.pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    rows, fig, ax = _common.results_figure(out, "fig4.csv", figsize=(6, 4))
     for method in dict.fromkeys(r["method"] for r in rows):
         pts = sorted((r["fraction_learned"], r["test_error"]) for r in rows if r["method"] == method)
         if method == "nokernel":
@@ -107,11 +92,7 @@ def plot(out):
         else:
             ax.plot(*zip(*pts), marker="o", label=method)
     ax.set_xscale("log")
-    ax.set_xlabel("fraction of parameters learned")
-    ax.set_ylabel("test error")
-    ax.set_title("MNIST, 784-500-500-10 (paper Fig. 4 left)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    _common.error_axes(ax, "MNIST, 784-500-500-10 (paper Fig. 4 left)", legend_size=8)
     return _common.save_figure(fig, out, "fig4")
 
 
@@ -120,8 +101,4 @@ def main(argv=None):
     parser.add_argument("--columns", type=int, default=PAPER_COLUMNS,
                         help="columns of the predicted layers 1 and 2 (the paper: 10; the "
                              "largest divisor of the layer sizes up to this is used)")
-    args = parser.parse_args(argv)
-    run(args)
-    if not args.no_plot:
-        plot(args.out)
-    return 0
+    return _common.run_and_plot(parser.parse_args(argv), run, plot)

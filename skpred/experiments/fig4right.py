@@ -64,12 +64,8 @@ def load(args):
 
 def run(args):
     cfg = PRESETS[args.preset]
-    if args.preset == "paper" and not args.data:
-        raise SystemExit("fig4right --preset paper needs --data FILE.npz (X_train, y_train, "
-                         "X_test, y_test); use --quick for the bundled stand-in.")
-    X_tr, X_te, y_tr, y_te = load(args)
-    if cfg["n_train"]:
-        X_tr, y_tr = X_tr[:cfg["n_train"]], y_tr[:cfg["n_train"]]
+    X_tr, X_te, y_tr, y_te = _common.split_for(
+        args, cfg, load, "FILE.npz (X_train, y_train, X_test, y_test)")
     hidden = cfg["hidden"]
     _common.progress(f"fig4right ({args.preset}): {len(X_tr)} train / {len(X_te)} test, "
                      f"{X_tr.shape[1]}-{'-'.join(map(str, hidden))}-{len(np.unique(y_tr))}, "
@@ -83,38 +79,24 @@ def run(args):
                 alpha_fraction=frac, n_columns=columns, pretrain_epochs=cfg["pretrain_epochs"],
                 learning_rate_init=cfg["lr"], max_iter=cfg["max_iter"], device=args.device,
                 random_state=args.seed))
-            seconds = _common.timed_fit(clf, X_tr, y_tr)
-            row = dict(requested_columns=requested, columns=columns, alpha_fraction=frac,
-                       fraction_learned=round(clf.fraction_learned_, 5),
-                       test_error=round(1 - clf.score(X_te, y_te), 5), seconds=seconds)
+            row = _common.fit_row(clf, X_tr, y_tr, X_te, y_te, requested_columns=requested,
+                                  columns=columns, alpha_fraction=frac)
             rows.append(row)
             _common.progress(f"{columns} column(s) alpha={frac}: error {row['test_error']:.4f} "
-                             f"({seconds} s)")
-    _common.write_rows(args.out, "fig4right.csv", rows,
-                       meta=dict(preset=args.preset, seed=args.seed, data=args.data, **cfg))
-    _common.print_table(rows, COLUMNS)
-    return rows
+                             f"({row['seconds']} s)")
+    return _common.finish(args, "fig4right.csv", rows, COLUMNS, **cfg)
 
 
 def plot(out):
-    rows = _common.read_rows(out, "fig4right.csv")
-    plt = _common.pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    rows, fig, ax = _common.results_figure(out, "fig4right.csv", figsize=(5, 3.5))
     for columns in dict.fromkeys(r["columns"] for r in rows):
         pts = sorted((r["fraction_learned"], r["test_error"]) for r in rows
                      if r["columns"] == columns)
         ax.plot(*zip(*pts), marker="o", label=f"{int(columns)} column(s)")
-    ax.set_xlabel("fraction of parameters learned")
-    ax.set_ylabel("test error")
-    ax.set_title("Emp-Emp, columns (paper Fig. 4 right)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    _common.error_axes(ax, "Emp-Emp, columns (paper Fig. 4 right)", legend_size=8)
     return _common.save_figure(fig, out, "fig4right")
 
 
 def main(argv=None):
-    args = _common.parser_for("fig4right", __doc__, PRESETS).parse_args(argv)
-    run(args)
-    if not args.no_plot:
-        plot(args.out)
-    return 0
+    return _common.run_and_plot(_common.parser_for("fig4right", __doc__, PRESETS)
+                                .parse_args(argv), run, plot)

@@ -47,50 +47,31 @@ def load(args):
 
 def run(args):
     cfg = PRESETS[args.preset]
-    if args.preset == "paper" and not args.data:
-        raise SystemExit("fig5 --preset paper needs --data (the CIFAR-10 python batches); "
-                         "use --quick for the bundled digits.")
-    X_tr, X_te, y_tr, y_te, shape = load(args)
-    if cfg["n_train"]:
-        X_tr, y_tr = X_tr[:cfg["n_train"]], y_tr[:cfg["n_train"]]
+    X_tr, X_te, y_tr, y_te, shape = _common.split_for(args, cfg, load,
+                                                      "(the CIFAR-10 python batches)")
     _common.progress(f"fig5 ({args.preset}): {len(X_tr)} train / {len(X_te)} test images {shape}")
     rows = []
     points = [("dense", None, 1.0)] + [("se", "se", f) for f in cfg["fractions"]]
     for model, dictionary, frac in points:
         clf = PredictedConvNetClassifier(**settings(cfg, dictionary, frac, shape, args))
-        seconds = _common.timed_fit(clf, X_tr, y_tr)
-        row = dict(model=model, alpha_fraction=frac, fraction_learned=round(clf.fraction_learned_, 5),
-                   test_error=round(1 - clf.score(X_te, y_te), 5),
-                   seconds=seconds)
+        row = _common.fit_row(clf, X_tr, y_tr, X_te, y_te, model=model, alpha_fraction=frac)
         rows.append(row)
         _common.progress(f"{model} alpha={frac}: learned {row['fraction_learned']:.3f}, "
                          f"error {row['test_error']:.4f} ({row['seconds']} s)")
-    _common.write_rows(args.out, "fig5.csv", rows, meta=dict(preset=args.preset, seed=args.seed,
-                                                             data=args.data, **cfg))
-    _common.print_table(rows, COLUMNS)
-    return rows
+    return _common.finish(args, "fig5.csv", rows, COLUMNS, **cfg)
 
 
 def plot(out):
-    rows = _common.read_rows(out, "fig5.csv")
-    plt = _common.pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    rows, fig, ax = _common.results_figure(out, "fig5.csv", figsize=(5, 3.5))
     dense = [r for r in rows if r["model"] == "dense"]
     se = sorted((r["fraction_learned"], r["test_error"]) for r in rows if r["model"] == "se")
     ax.plot(*zip(*se), marker="o", label="se, predicted")
     if dense:
         ax.axhline(dense[0]["test_error"], color="k", ls="--", label="dense")
-    ax.set_xlabel("fraction of parameters learned")
-    ax.set_ylabel("test error")
-    ax.set_title("Convolutional network (paper Fig. 5)")
-    ax.legend()
-    fig.tight_layout()
+    _common.error_axes(ax, "Convolutional network (paper Fig. 5)")
     return _common.save_figure(fig, out, "fig5")
 
 
 def main(argv=None):
-    args = _common.parser_for("fig5", __doc__, PRESETS).parse_args(argv)
-    run(args)
-    if not args.no_plot:
-        plot(args.out)
-    return 0
+    return _common.run_and_plot(_common.parser_for("fig5", __doc__, PRESETS).parse_args(argv),
+                                run, plot)

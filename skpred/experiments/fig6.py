@@ -96,10 +96,7 @@ def run(args):
         r = evaluate(cfg, args, reps, k, dictionary, alpha)
         rows.append(dict(panel="right", model=model, alpha_fraction=alpha, **r))
         _common.progress(f"right {model}: {r['dynamic_params']} dynamic, error {r['error_mean']:.4f}")
-    _common.write_rows(args.out, "fig6.csv", rows, meta=dict(preset=args.preset, seed=args.seed,
-                                                             data=args.data, dataset=args.dataset, **cfg))
-    _common.print_table(rows, COLUMNS)
-    return rows
+    return _common.finish(args, "fig6.csv", rows, COLUMNS, dataset=args.dataset, **cfg)
 
 
 def plot(out):
@@ -129,8 +126,4 @@ def main(argv=None):
     parser = _common.parser_for("fig6", __doc__, PRESETS)
     parser.add_argument("--dataset", choices=["cifar10", "stl10"], default="cifar10",
                         help="which data set --data holds")
-    args = parser.parse_args(argv)
-    run(args)
-    if not args.no_plot:
-        plot(args.out)
-    return 0
+    return _common.run_and_plot(parser.parse_args(argv), run, plot)
