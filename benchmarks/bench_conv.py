@@ -35,8 +35,8 @@ def run_skpred(arch, dictionary, alpha, X, y, epochs, device, batch):
 
     clf = PredictedConvNetClassifier(
         **arch, image_shape=(32, 32, 3), dictionary=dictionary, alpha_fraction=alpha,
-        solver="sgd", learning_rate_init=0.01, momentum=0.9, weight_decay=1e-4,
-        batch_size=batch, max_iter=1,
+        solver="sgd", learning_rate_init=0.01, momentum=0.9, nesterovs_momentum=False,
+        alpha=1e-4 * batch, batch_size=batch, max_iter=1,  # torch's weight decay 1e-4
         device=device, random_state=0,
     )
     with warnings.catch_warnings():

@@ -137,7 +137,8 @@ def _skpred(dictionary, alpha, columns=1):
         clf = PredictedMLPClassifier(
             SIZES, activation="sigmoid", dictionary=dictionary, alpha_fraction=alpha,
             n_columns=columns, solver="sgd",
-            learning_rate_init=LR, momentum=MOMENTUM, batch_size=BATCH, weight_decay=WD,
+            learning_rate_init=LR, momentum=MOMENTUM, nesterovs_momentum=False,
+            batch_size=BATCH, alpha=WD * BATCH,  # torch's weight decay WD, as alpha
             learning_rate_decay=1.0, max_norm=None, pretrain_epochs=5, max_iter=epochs,
             tol=0.0, n_iter_no_change=epochs + 1, random_state=0, device="cpu",
         )

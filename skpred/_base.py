@@ -16,15 +16,15 @@ from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_c
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
 from . import _device, _distributed, _feeds, _loop, _optim
-from .callbacks import (CatchInterrupt, EarlyStopping, EpochLog, History, ProgressBar,
+from .callbacks import (CatchInterrupt, EarlyStopping, History, IterationLog, ProgressBar,
                         Validation, check_callbacks, wants_progress_bar)
 from ._persist import SaveMixin, TorchStateMixin
 from .nn._linear import FactoredLayer
@@ -38,13 +38,17 @@ TRAINING_CONSTRAINTS = {
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "learning_rate_decay": [Interval(Real, 1, None, closed="left")],
     "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
     "shuffle": ["boolean"],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
     "tol": [Interval(Real, 0, None, closed="left")],
     "device": [str, torch.device],
     "random_state": ["random_state"],
@@ -98,7 +102,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
 
     Subclasses define the parameters used here (``solver``,
     ``learning_rate_init``, ``learning_rate``, ``power_t``,
-    ``learning_rate_decay``, ``momentum``, ``weight_decay``, ``batch_size``,
+    ``learning_rate_decay``, ``momentum``, ``nesterovs_momentum``,
+    ``beta_1``, ``beta_2``, ``epsilon``, ``alpha``, ``batch_size``,
     ``max_iter``, ``shuffle``, ``early_stopping``, ``validation_fraction``,
     ``n_iter_no_change``, ``tol``, ``device``, ``random_state``,
     ``verbose``, ``progress_bar``, ``warm_start``) and
@@ -150,8 +155,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
     _accept_sparse = False
 
     def _check_X(self, X, y="no_validation", reset=True):
-        """Validate X (and y unless "no_validation"); subclasses reshape images here."""
-        return validate_floats(self, X, y, reset=reset, accept_sparse=self._accept_sparse)
+        """Validate X (and y unless "no_validation", 1-D or 2-D); subclasses
+        reshape images here."""
+        if isinstance(y, str) and y == "no_validation":
+            return validate_floats(self, X, reset=reset, accept_sparse=self._accept_sparse)
+        return validate_floats(self, X, y, reset=reset, accept_sparse=self._accept_sparse,
+                               multi_output=True)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -183,13 +192,19 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 # rebuilt from the current parameters (solver, learning rate).
                 self._optimizer = None
             X, y = self._validate_fit_data(X, y, reset=not warm)
+            if warm and is_classifier(self):
+                self._check_warm_start_classes(y)
             return self._fit(X, y, sample_weight, epochs=self.max_iter, incremental=warm)
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "module_")
         with all_or_nothing(self, () if first else self._in_place):
             X, y = self._validate_fit_data(X, y, reset=first)
-            if first and classes is not None:
+            if first and is_classifier(self) and np.ndim(y) == 2:
+                self._set_classes(y)  # multilabel: the labels are y's columns
+            elif first and classes is not None:
                 # A label absent from this first chunk is still a class.
                 self._set_classes(classes)
             return self._fit(X, y, sample_weight, epochs=1, incremental=not first, partial=True)
@@ -272,7 +287,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         else:
             device = _device.resolve_device(self.device)
             generator = _device.torch_generator(rng)
-        early = self.early_stopping and not partial
+        early = self.early_stopping
         X_t = _feeds.to_device(X, device)  # the one copy of X on the device
         y_t = self._target_tensor(targets, device)
         w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
@@ -281,8 +296,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         if early:
             train_idx, val_idx = train_test_split(
                 np.arange(len(targets)), test_size=self.validation_fraction,
-                stratify=targets if is_classifier(self) else None, random_state=rng,
+                stratify=targets if is_classifier(self) and targets.ndim == 1 else None,
+                random_state=rng,
             )
+            if len(val_idx) < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
             train_idx.sort()
             X_val, y_val = _feeds.take_rows(X_t, val_idx), y_t[val_idx]
             # the full copy is freed here
@@ -291,27 +310,30 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
                     raise ValueError("The sample weights of the training split sum to zero.")
-        return SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val,
+        return SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val, dtype=X.dtype,
                                w_val=w_val, early=early, n_outputs=n_outputs, rng=rng,
                                device=device, generator=generator, dp=dp,
-                               user_callbacks=user_callbacks, interrupted=False)
+                               user_callbacks=user_callbacks, interrupted=False,
+                               incremental=incremental)
 
-    def _phase_callbacks(self, desc):
-        """What every phase reports: the history record, then a log line
-        per epoch or a progress bar (``verbose``, ``progress_bar``), and
-        Ctrl-C ending the phase cleanly."""
+    def _phase_callbacks(self, phase, offset=0):
+        """What every phase reports: the history record, then scikit-learn's
+        ``Iteration N, loss = ...`` line per epoch or a progress bar
+        (``verbose``, ``progress_bar``), and Ctrl-C ending the phase
+        cleanly."""
         callbacks = [History()]
         if wants_progress_bar(self.progress_bar, self.verbose):
             callbacks.append(ProgressBar())
         elif self.verbose:
-            callbacks.append(EpochLog(desc))
+            prefix = "" if phase == "fine-tune" else f"{phase.capitalize()}: "
+            callbacks.append(IterationLog(prefix, offset))
         callbacks.append(CatchInterrupt())
         return callbacks
 
     def _build_network(self, data):
         """A first call: the network, its dictionaries (and pretraining)."""
         context = dict(weights=data.w_t, dp=data.dp,
-                       callbacks=lambda desc: self._phase_callbacks(desc) + data.user_callbacks)
+                       callbacks=lambda phase: self._phase_callbacks(phase) + data.user_callbacks)
         module, dictionaries, fitted = self._build(
             data.X_t, data.n_outputs, data.rng, data.generator, data.device, context)
         data.interrupted = fitted.pop("_interrupted", False)
@@ -339,8 +361,9 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                                        list(module.state_dict().values()), data.device)
         if self._optimizer is None:
             self._optimizer = _optim.make_optimizer(
-                module, self.solver, self.learning_rate_init, self.momentum,
-                self.weight_decay)
+                module, self.solver, self.learning_rate_init, momentum=self.momentum,
+                nesterovs_momentum=self.nesterovs_momentum, beta_1=self.beta_1,
+                beta_2=self.beta_2, epsilon=self.epsilon)
         batch_size = resolve_batch_size(self.batch_size, data.X_t.shape[0])
         # What the loop reads (X, or X's fixed pooling) and its network.
         feed, forward = self._training_feed(module, data.X_t, epochs, batch_size)
@@ -361,7 +384,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             samples_seen=getattr(self, "_samples_seen", 0), n_samples=data.X_t.shape[0])
         if schedule is not None:
             callbacks.append(schedule)
-        phase = self._phase_callbacks("epoch")
+        phase = self._phase_callbacks("fine-tune", offset=self.n_iter_ if partial else 0)
         stopping = EarlyStopping(
             self.tol, self.n_iter_no_change, validation=data.early,
             plateau=schedule.on_plateau if schedule is not None else None,
@@ -373,7 +396,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             module, batch_loss, feed, data.y_t, self._optimizer,
             epochs=epochs, batch_size=batch_size, shuffle=self.shuffle,
             generator=data.generator, after_step=self._after_step(module),
-            weights=data.w_t, dp=data.dp, callbacks=callbacks, estimator=self,
+            penalty=_optim.l2_penalty(module, self.alpha), weights=data.w_t, dp=data.dp, callbacks=callbacks, estimator=self,
             warn_not_converged=not partial and not data.interrupted,
         )
 
@@ -387,7 +410,16 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             record["epoch"] += done
         self.history_.extend(result.history)
         self.loss_curve_.extend(result.losses)
+        # a warm start counts its own epochs (as scikit-learn); partial_fit
+        # calls count on (scikit-learn: 1 after each call)
         self.n_iter_ = self.n_iter_ + result.n_epochs if partial else result.n_epochs
+        # scikit-learn's names for the same quantities
+        self.t_ = self._samples_seen
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
+        self.best_loss_ = (None if data.early or self._stopping_state is None
+                           else self._stopping_state[0])
+        self.n_layers_ = len(self.module_.weight_layers()) + 1
+        self._fit_dtype = np.dtype(data.dtype).name  # a name: files hold it
         if data.early:
             self.validation_scores_ = result.validation_scores
             self.best_validation_score_ = (max(result.validation_scores)
@@ -453,7 +485,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             raise ValueError("The file's classes_ is not a 1-D array.")
         self._check_architecture_unchanged()
         layers = self.module_.weight_layers()
-        expected = len(self.classes_) if is_classifier(self) else self.n_outputs_
+        expected = (len(self.classes_) if is_classifier(self) and self._out_activation()
+                    == "softmax" else self.n_outputs_)
         if layers[-1].out_features != expected:
             raise ValueError(f"The file's network has {layers[-1].out_features} outputs, but "
                              f"its fitted attributes say {expected}.")
@@ -497,31 +530,81 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
 
     def _validate_fit_data(self, X, y, reset):
         X, y = self._check_X(X, y, reset=reset)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # scikit-learn's warning, then 1-D
         check_classification_targets(y)
+        kind = type_of_target(y)
+        if y.ndim == 2 and kind != "multilabel-indicator":
+            raise ValueError(
+                f"{type(self).__name__} takes y of shape (n_samples,) (classes) or a 0/1 "
+                f"indicator matrix (multilabel); got a 2-D y of type {kind!r}.")
         return X, y
 
+    # The output layer, as scikit-learn's MLPClassifier: softmax over the
+    # classes (more than 2), one logistic unit (2 classes, or 1), one
+    # logistic unit per label (multilabel). Files from before this have no
+    # out_activation_: softmax over every class, 2 included.
+    def _out_activation(self):
+        return getattr(self, "out_activation_", "softmax")
+
+    def _multilabel(self):
+        return getattr(self, "_is_multilabel", False)
+
     def _set_classes(self, classes):
-        encoder = LabelEncoder().fit(classes)
-        if len(encoder.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes in "
-                f"the data, but the data contains only one class: "
-                f"{encoder.classes_[0]!r}."
-            )
-        self.classes_ = encoder.classes_
+        """classes_, out_activation_ and n_outputs_ from the labels (or from
+        a multilabel indicator matrix: classes_ = 0 .. n_labels - 1)."""
+        classes = np.asarray(classes)
+        if classes.ndim == 2:
+            self._is_multilabel = True
+            self.classes_ = np.arange(classes.shape[1])
+            self.out_activation_ = "logistic"
+            self.n_outputs_ = classes.shape[1]
+            return
+        self._is_multilabel = False
+        self.classes_ = LabelEncoder().fit(classes).classes_
+        if len(self.classes_) > 2:
+            self.out_activation_, self.n_outputs_ = "softmax", len(self.classes_)
+        else:
+            self.out_activation_, self.n_outputs_ = "logistic", 1
 
     def _targets(self, y, first_call):
-        """Encode labels (setting classes_ on a first fit); integer targets."""
+        """Encode labels (setting classes_ on a first fit): integer codes of
+        the classes, or the 0/1 matrix of a multilabel y."""
         if first_call:
             self._set_classes(y)
+        if self._multilabel() != (y.ndim == 2):
+            raise ValueError(
+                f"y is {'a multilabel indicator matrix' if y.ndim == 2 else 'one label per sample'}"
+                f", but the network was fitted on "
+                f"{'multilabel y' if self._multilabel() else 'one label per sample'}.")
+        if y.ndim == 2:
+            if y.shape[1] != len(self.classes_):
+                raise ValueError(f"y has {y.shape[1]} labels, but the network was fitted with "
+                                 f"{len(self.classes_)}.")
+            return y.astype(np.int64), self.n_outputs_
         unseen = np.setdiff1d(np.unique(y), self.classes_)
         if unseen.size:
-            raise ValueError(f"y contains labels not in classes_: {unseen.tolist()}.")
-        return np.searchsorted(self.classes_, y), len(self.classes_)
+            raise ValueError(
+                f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                f"{self.classes_.tolist()}. 'y' has {np.unique(y).tolist()}.")
+        n_outputs = len(self.classes_) if self._out_activation() == "softmax" else 1
+        return np.searchsorted(self.classes_, y), n_outputs
+
+    def _check_warm_start_classes(self, y):
+        classes = np.unique(y) if np.asarray(y).ndim == 1 else np.arange(np.shape(y)[1])
+        if set(classes.tolist()) != set(self.classes_.tolist()):
+            raise ValueError(
+                f"warm_start can only be used where `y` has the same classes as in the "
+                f"previous call to fit. Previously got {self.classes_.tolist()}, `y` has "
+                f"{classes.tolist()}.")
 
     def _task_weights(self, targets, partial):
         if self.class_weight is None:
             return None
+        if targets.ndim == 2:
+            raise ValueError("class_weight is not supported with a multilabel y; weigh the "
+                             "samples with sample_weight instead.")
         if partial and self.class_weight == "balanced":
             raise ValueError(
                 "class_weight='balanced' is not supported by partial_fit: the class "
@@ -541,13 +624,26 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
         return per_class[targets]
 
     def _target_tensor(self, targets, device):
-        return torch.as_tensor(targets, dtype=torch.long, device=device)
+        if self._out_activation() == "softmax":
+            return torch.as_tensor(targets, dtype=torch.long, device=device)
+        # logistic units: 0/1 per output (a single class is all 0, as
+        # scikit-learn's LabelBinarizer has it)
+        matrix = targets if targets.ndim == 2 else (targets == 1)[:, None]
+        return torch.as_tensor(matrix, dtype=torch.float32, device=device)
 
     def _per_sample_loss(self, out, yb):
-        return F.cross_entropy(out, yb, reduction="none")
+        if self._out_activation() == "softmax":
+            return F.cross_entropy(out, yb, reduction="none")
+        # scikit-learn's binary log loss: summed over the outputs
+        return F.binary_cross_entropy_with_logits(out, yb, reduction="none").sum(1)
 
     def _validation_score(self, out, y, w):
-        return _feeds.weighted_mean((out.argmax(1) == y).float(), w).item()
+        """Accuracy (subset accuracy for multilabel y), scikit-learn's score."""
+        if self._out_activation() == "softmax":
+            right = out.argmax(1) == y
+        else:
+            right = ((out > 0) == (y > 0.5)).all(1)
+        return _feeds.weighted_mean(right.float(), w).item()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -590,27 +686,48 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
         -------
         scores : ndarray of shape (n_samples, n_classes), or (n_samples,) with two classes
             With two classes, as scikit-learn's linear classifiers, the
-            score of ``classes_[1]`` against ``classes_[0]`` (the difference
-            of the two logits, the log-odds); float32 for float32 X, else
-            float64.
+            score of ``classes_[1]`` against ``classes_[0]`` (the log-odds);
+            with a multilabel y, one log-odds per label. float32 for float32
+            X, else float64.
         """
         out = self._logits(X).numpy()
-        return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+        if self._out_activation() == "softmax":
+            return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+        return out if self._multilabel() else out[:, 0]
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes): float32 for
-        float32 X, else float64 (the softmax is taken in that precision)."""
-        return torch.softmax(self._logits(X), dim=1).numpy()
+        """Class probabilities, shape (n_samples, n_classes) (for two
+        classes, or one, the columns ``1 - p`` and ``p`` as scikit-learn's);
+        with a multilabel y, each label's probability, shape (n_samples,
+        n_labels). float32 for float32 X, else float64."""
+        logits = self._logits(X)
+        if self._out_activation() == "softmax":
+            return torch.softmax(logits, dim=1).numpy()
+        p = torch.sigmoid(logits)
+        return p.numpy() if self._multilabel() else torch.cat([1 - p, p], dim=1).numpy()
 
     def predict_log_proba(self, X):
-        """Log of the class probabilities, shape (n_samples, n_classes), the
-        dtype as ``predict_proba``."""
-        return torch.log_softmax(self._logits(X), dim=1).numpy()
+        """Log of ``predict_proba``, the same shape and dtype."""
+        logits = self._logits(X)
+        if self._out_activation() == "softmax":
+            return torch.log_softmax(logits, dim=1).numpy()
+        logp = F.logsigmoid(logits)
+        if self._multilabel():
+            return logp.numpy()
+        return torch.cat([F.logsigmoid(-logits), logp], dim=1).numpy()
 
     def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
+        """Predicted class labels, shape (n_samples,); with a multilabel y,
+        the 0/1 indicator matrix, shape (n_samples, n_labels)."""
         out, _ = self._outputs(X)
-        return self.classes_[out.argmax(axis=1)]
+        if self._out_activation() == "softmax":
+            return self.classes_[out.argmax(axis=1)]
+        positive = out > 0
+        if self._multilabel():
+            return positive.astype(np.int64)
+        if len(self.classes_) == 1:
+            return np.repeat(self.classes_, len(out))
+        return self.classes_[positive[:, 0].astype(np.int64)]
 
 
 class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
@@ -636,6 +753,7 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if first_call or not hasattr(self, "n_outputs_"):
             self.n_outputs_ = n_outputs
+            self.out_activation_ = "identity"
             self._y_1d = y.ndim == 1
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} output(s), but the network was fitted with "

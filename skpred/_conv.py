@@ -29,7 +29,8 @@ DENSE_DICTIONARIES = kind_names()
 #: The authors' CIFAR-10 network (Denil et al. 2013, Figure 5): conv 48
 #: 8x8, 64 8x8 and 64 5x5 filters, each followed by 2x2 max pooling, a dense
 #: layer of 500 units in 5 columns, SE dictionaries everywhere, trained by
-#: SGD with momentum 0.9 at 0.01, batches of 128, weight decay 1e-4, 50
+#: SGD with momentum 0.9 at 0.01, batches of 128, weight decay 1e-4 on the
+#: batch-mean gradient (``alpha`` = 1e-4 x 128 = 0.0128), 50
 #: epochs. ``PredictedConvNetClassifier(**PAPER_CONVNET_SETTINGS)`` is that
 #: network (for 32x32 colour images; it does not fit 8x8 digits); the Figure
 #: 5 command starts from it.
@@ -43,9 +44,10 @@ PAPER_CONVNET_SETTINGS = dict(
     learning_rate_init=0.01,
     learning_rate_decay=1.0,
     momentum=0.9,
+    nesterovs_momentum=False,
     batch_size=128,
     max_iter=50,
-    weight_decay=1e-4,
+    alpha=0.0128,
 )
 
 # conv_layers="auto": two blocks of 5x5 filters (16 then 32), each followed
@@ -160,16 +162,19 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     power_t : float, default=0.5
     learning_rate_decay : float >= 1, default=1.0
         The schedule, as in :class:`PredictedMLPClassifier`.
-    momentum : float, default=0.9
-        Momentum of "sgd".
+    momentum, nesterovs_momentum, beta_1, beta_2, epsilon :
+        As in :class:`PredictedMLPClassifier` (scikit-learn's meanings and
+        defaults).
     batch_size : int or "auto", default="auto"
         "auto" is ``min(200, n_samples)``.
     max_iter : int, default=50
         Epochs at most. Lower than the MLP's 200: an epoch of a convolutional
         network costs far more on a CPU, and these networks reach their
         accuracy in fewer epochs.
-    weight_decay : float, default=0.0
-        L2 penalty on the learned weights, not on biases.
+    alpha : float, default=1e-4
+        scikit-learn's L2 penalty, as in :class:`PredictedMLPClassifier`:
+        on the learned weights (V of predicted filter banks and dense
+        layers, W of ordinary ones), not on biases.
     shuffle, early_stopping, validation_fraction, n_iter_no_change, tol :
         As in :class:`PredictedMLPClassifier`.
     device : str or torch.device, default="auto"
@@ -270,9 +275,13 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         power_t=0.5,
         learning_rate_decay=1.0,
         momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
         batch_size="auto",
         max_iter=50,
-        weight_decay=0.0,
+        alpha=1e-4,
         shuffle=True,
         early_stopping=False,
         validation_fraction=0.1,
@@ -301,9 +310,13 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         self.power_t = power_t
         self.learning_rate_decay = learning_rate_decay
         self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.batch_size = batch_size
         self.max_iter = max_iter
-        self.weight_decay = weight_decay
+        self.alpha = alpha
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -341,7 +354,9 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                 self._input_image_shape = shape
         elif reset:
             self._input_image_shape = None
-        return validate_floats(self, X, y, reset=reset)
+        if isinstance(y, str) and y == "no_validation":
+            return validate_floats(self, X, reset=reset)
+        return validate_floats(self, X, y, reset=reset, multi_output=True)
 
     def _declared_shape(self, shape_4d):
         if self.image_shape is None or self.image_shape == "1d":

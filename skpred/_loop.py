@@ -68,6 +68,7 @@ def train_epochs(
     shuffle: bool = True,
     generator: Optional[torch.Generator] = None,
     after_step: Optional[Callable] = None,
+    penalty: Optional[Callable] = None,
     weights: Optional[torch.Tensor] = None,
     dp=None,
     phase: str = "fine-tune",
@@ -88,6 +89,10 @@ def train_epochs(
     X, y : tensors already on the training device (``y`` may be None).
     after_step : callable or None
         Called after every optimiser step (e.g. the max-norm constraint).
+    penalty : callable or None
+        ``penalty()`` is added to every minibatch's loss divided by the
+        minibatch's weight (its size, or its sum of sample weights), as
+        scikit-learn adds its L2 term; the epoch loss includes it.
     weights : tensor or None
         Per-sample weights aligned with X; the epoch loss is then
         ``sum(w l) / sum(w)`` over the epoch.
@@ -148,10 +153,14 @@ def train_epochs(
                     wb = weights[rows]
                     loss = batch_loss(xb, yb, wb)
                     batch_weight = wb.sum()
+                if dp is None and penalty is not None:
+                    loss = loss + penalty() / batch_weight
                 if dp is not None:
                     # this rank's share of the minibatch's global mean
                     loss = loss * (batch_weight / global_weight)
                     batch_weight = global_weight
+                    if penalty is not None and dp.rank == 0:  # counted once
+                        loss = loss + penalty() / global_weight
                     if loss.requires_grad:
                         loss.backward()
                     dp.all_reduce_gradients(learned)

@@ -2,6 +2,8 @@
 
 from numbers import Integral, Real
 
+import numpy as np
+
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _device, _feeds, _kernels, _pretrain
@@ -20,8 +22,9 @@ DICTIONARIES = kind_names()
 
 #: The authors' MNIST schedule (Denil et al. 2013; their 784-500-500-10
 #: sigmoid network): plain SGD at 0.01 with momentum 0.7, the learning rate
-#: divided by 1.00004 after every minibatch, batches of 100, weight decay
-#: 5e-5, max column norm 1.9365, greedy autoencoder pretraining of every
+#: (classical, not Nesterov) divided by 1.00004 after every minibatch,
+#: batches of 100, weight decay 5e-5 on the batch-mean gradient (scikit-
+#: learn's ``alpha`` = 5e-5 x 100 = 5e-3), max column norm 1.9365, greedy autoencoder pretraining of every
 #: layer (50 epochs each), 100 fine-tuning epochs, SE on layer 1 and Emp on
 #: layer 2. ``PredictedMLPClassifier(**PAPER_MLP_SETTINGS)`` is that network;
 #: the figure commands start from it and set the alpha fraction and the
@@ -29,7 +32,7 @@ DICTIONARIES = kind_names()
 #: start from the estimator's defaults instead.
 PAPER_MLP_SETTINGS = dict(
     hidden_layer_sizes=(500, 500),
-    activation="sigmoid",
+    activation="logistic",
     dictionary=("se", "emp"),
     pretrain=True,
     pretrain_epochs=50,
@@ -38,9 +41,10 @@ PAPER_MLP_SETTINGS = dict(
     learning_rate="decay",
     learning_rate_decay=1.00004,
     momentum=0.7,
+    nesterovs_momentum=False,
     batch_size=100,
     max_iter=100,
-    weight_decay=5e-5,
+    alpha=5e-3,
     max_norm=1.9365,
 )
 
@@ -194,7 +198,7 @@ class _MLPNetwork:
                     batch_size=batch_size, learning_rate=self.pretrain_learning_rate,
                     generator=generator, after_step=self._max_norm_step([layer]),
                     weights=context["weights"], phase=f"pretrain layer {i + 1}",
-                    callbacks=context["callbacks"](f"pretrain layer {i + 1} epoch"),
+                    callbacks=context["callbacks"](f"pretrain layer {i + 1}"),
                     estimator=self, dp=context["dp"],
                 )
                 interrupted = result.interrupted
@@ -230,8 +234,10 @@ class _MLPNetwork:
     def _set_weight_attributes(self):
         super()._set_weight_attributes()
         layers = self.module_.weight_layers()
-        self.coefs_ = [l.weight.detach().t().cpu().numpy().copy() for l in layers]
-        self.intercepts_ = [l.bias.detach().cpu().numpy().copy() for l in layers]
+        # in the input's float dtype, as scikit-learn's
+        dtype = np.dtype(getattr(self, "_fit_dtype", "float32"))
+        self.coefs_ = [l.weight.detach().t().cpu().numpy().astype(dtype) for l in layers]
+        self.intercepts_ = [l.bias.detach().cpu().numpy().astype(dtype) for l in layers]
 
 
 class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
@@ -253,8 +259,9 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     ----------
     hidden_layer_sizes : tuple of int, default=(100,)
         Units per hidden layer (any depth).
-    activation : {"relu", "sigmoid", "tanh"}, default="relu"
-        Hidden-layer nonlinearity (the paper uses sigmoid).
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Hidden-layer nonlinearity, scikit-learn's names (the paper uses
+        "logistic"; "sigmoid" is accepted as its other name).
     dictionary : "auto", str, None or tuple, default="auto"
         Per hidden layer, ``"auto"``, one of ``"se"``, ``"emp"``, ``"emp2"``,
         ``"ae"``, ``"random"``, ``"randcon"``, ``"dct"`` (see
@@ -336,14 +343,25 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         schedule is a ValueError.
     momentum : float in [0, 1], default=0.9
         Momentum of "sgd".
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum for "sgd" (scikit-learn's default); False is
+        classical momentum (the authors').
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's decay rates of the first and second moment estimates.
+    epsilon : float, default=1e-8
+        Adam's value for numerical stability.
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is ``min(200, n_samples)`` as in scikit-learn.
     max_iter : int, default=200
         Fine-tuning epochs at most.
-    weight_decay : float, default=0.0
-        L2 penalty on the learned weights (V, dense W, learned U), not on
-        biases, added to their gradients. Named so to avoid a clash with
-        ``alpha_fraction``.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty, scikit-learn's: ``0.5 * alpha * sum
+        ||w||^2`` divided by the minibatch's size (its sum of sample
+        weights) is added to every minibatch's loss. It applies to what the
+        network learns: V of a predicted layer (not the fixed U), W of a
+        dense layer and of the output layer, U and V of a lowrank layer;
+        never to biases. Not related to ``alpha_fraction`` (the share of
+        each feature that is learned).
     max_norm : float or None, default=None
         Cap on the norm of every hidden unit's incoming weight vector (the
         columns of each hidden layer's full W = U V; V is rescaled), applied
@@ -355,10 +373,10 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         stop when its accuracy has not improved by ``tol`` for more than
         ``n_iter_no_change`` epochs, and restore the best epoch's weights.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or np.inf, default=10
         Without early stopping, training stops when the training loss has
         not improved by ``tol`` for more than this many epochs in a row
-        (scikit-learn's rule).
+        (scikit-learn's rule); ``np.inf`` switches the rule off.
     tol : float, default=1e-4
     device : str or torch.device, default="auto"
         "auto" (a CUDA GPU when present), "cpu", "cuda" or "cuda:N".
@@ -387,8 +405,8 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     warm_start : bool, default=False
         Reuse the fitted network (and its dictionaries) on the next ``fit``.
         As in scikit-learn, the optimizer is rebuilt from the current
-        ``solver``, ``learning_rate_init``, ``momentum`` and
-        ``weight_decay``; changing a parameter that shapes the network
+        ``solver``, ``learning_rate_init``, ``momentum`` and Adam's
+        parameters; changing a parameter that shapes the network
         (``hidden_layer_sizes``, ``dictionary``, ``alpha_fraction``, ...)
         is a ValueError naming it.
 
@@ -505,9 +523,13 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         power_t=0.5,
         learning_rate_decay=1.0,
         momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
         batch_size="auto",
         max_iter=200,
-        weight_decay=0.0,
+        alpha=1e-4,
         max_norm=None,
         shuffle=True,
         early_stopping=False,
@@ -540,9 +562,13 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         self.power_t = power_t
         self.learning_rate_decay = learning_rate_decay
         self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.batch_size = batch_size
         self.max_iter = max_iter
-        self.weight_decay = weight_decay
+        self.alpha = alpha
         self.max_norm = max_norm
         self.shuffle = shuffle
         self.early_stopping = early_stopping
@@ -572,7 +598,8 @@ class PredictedMLPRegressor(_MLPNetwork, TorchRegressorBase):
     hidden_layer_sizes, activation, dictionary, alpha_fraction, n_columns, \
 length_scale, ridge, image_shape, ae_n_components, pretrain, pretrain_epochs, \
 pretrain_learning_rate, solver, learning_rate_init, learning_rate, power_t, \
-learning_rate_decay, momentum, batch_size, max_iter, weight_decay, max_norm, \
+learning_rate_decay, momentum, nesterovs_momentum, beta_1, beta_2, epsilon, batch_size, \
+max_iter, alpha, max_norm, \
 shuffle, early_stopping, validation_fraction, n_iter_no_change, tol, device, \
 random_state, verbose, progress_bar, callbacks, warm_start :
         As in :class:`PredictedMLPClassifier`, with the same defaults.
@@ -638,9 +665,13 @@ device_ :
         power_t=0.5,
         learning_rate_decay=1.0,
         momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
         batch_size="auto",
         max_iter=200,
-        weight_decay=0.0,
+        alpha=1e-4,
         max_norm=None,
         shuffle=True,
         early_stopping=False,
@@ -672,9 +703,13 @@ device_ :
         self.power_t = power_t
         self.learning_rate_decay = learning_rate_decay
         self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.batch_size = batch_size
         self.max_iter = max_iter
-        self.weight_decay = weight_decay
+        self.alpha = alpha
         self.max_norm = max_norm
         self.shuffle = shuffle
         self.early_stopping = early_stopping

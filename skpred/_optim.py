@@ -9,25 +9,45 @@ from torch.optim import lr_scheduler
 from .callbacks import LRSchedule
 
 
-def param_groups(module: nn.Module, weight_decay: float):
-    """Weight decay on weights (W, V, learned U), none on biases."""
-    decay, no_decay = [], []
-    for name, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if name.endswith("bias") else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+def penalised_weights(module: nn.Module):
+    """What scikit-learn's ``alpha`` penalises: the learned weights (W of a
+    dense layer, V of a predicted one, U and V of a lowrank one), not the
+    biases and not a fixed U."""
+    return [p for name, p in module.named_parameters()
+            if p.requires_grad and not name.endswith("bias")]
 
 
-def make_optimizer(module, solver, learning_rate, momentum=0.0, weight_decay=0.0):
-    groups = param_groups(module, weight_decay)
+def l2_penalty(module: nn.Module, alpha: float):
+    """``penalty()`` = ``0.5 * alpha * sum ||w||^2`` over
+    :func:`penalised_weights` (the training loop divides it by the batch's
+    weight, as scikit-learn does), or None when ``alpha`` is 0."""
+    if not alpha:
+        return None
+    weights = penalised_weights(module)
+
+    def penalty():
+        return 0.5 * alpha * sum(w.pow(2).sum() for w in weights)
+
+    return penalty
+
+
+def make_optimizer(module, solver, learning_rate, *, momentum=0.9, nesterovs_momentum=True,
+                   beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    """torch's SGD or Adam over the module's learned parameters, with
+    scikit-learn's parameters: torch's Nesterov SGD is scikit-learn's
+    update written for ``buf = -velocity / lr`` (the same steps at a
+    constant rate)."""
+    weights = penalised_weights(module)
+    biases = [p for name, p in module.named_parameters()
+              if p.requires_grad and name.endswith("bias")]
+    # Two groups, weights then biases: the layout files written by earlier
+    # releases hold their optimizer state in.
+    params = [{"params": weights}, {"params": biases}]
     if solver == "sgd":
-        return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum)
+        return torch.optim.SGD(params, lr=learning_rate, momentum=momentum,
+                               nesterov=bool(nesterovs_momentum and momentum > 0))
     if solver == "adam":
-        return torch.optim.Adam(groups, lr=learning_rate)
+        return torch.optim.Adam(params, lr=learning_rate, betas=(beta_1, beta_2), eps=epsilon)
     raise ValueError(f"solver must be 'sgd' or 'adam', got {solver!r}.")
 
 

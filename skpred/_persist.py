@@ -231,9 +231,13 @@ class TorchStateMixin:
         super().__setstate__(state)
         if optimizer_state is not None:
             solver, opt_state = optimizer_state
-            # lr, momentum and weight decay are restored by load_state_dict.
+            # lr, momentum, betas and eps are restored by load_state_dict.
             self._optimizer = _optim.make_optimizer(self.module_, solver, 1.0)
             self._optimizer.load_state_dict(opt_state)
+            for group in self._optimizer.param_groups:
+                # files from before ``alpha``: their torch weight decay is now
+                # the alpha penalty of the loss (see ADDED_PARAMETERS)
+                group["weight_decay"] = 0.0
 
 
 # -------------------------------------------------------------- estimators
@@ -407,7 +411,23 @@ class _Decoder:
 
 #: Constructor parameters newer than some files, with the value that reproduces the
 #: behaviour those files were written with.
-ADDED_PARAMETERS = {"callbacks": None}
+#: ``nesterovs_momentum=False``: earlier releases used classical momentum;
+#: ``beta_1``, ``beta_2``, ``epsilon``: torch's Adam defaults they used.
+ADDED_PARAMETERS = {"callbacks": None, "nesterovs_momentum": False, "beta_1": 0.9,
+                    "beta_2": 0.999, "epsilon": 1e-8}
+
+
+def _migrate(names, state):
+    """Bring a file's parameters up to this release's (in place)."""
+    if "weight_decay" in state and "alpha" in names and "alpha" not in state:
+        # torch's weight decay ``wd`` on batches of ``b`` is scikit-learn's
+        # ``alpha = wd * b`` (``"auto"``: b at most 200).
+        decay, batch = state.pop("weight_decay"), state.get("batch_size")
+        if isinstance(decay, (int, float)) and not isinstance(decay, bool):
+            state["alpha"] = float(decay) * (batch if isinstance(batch, int) else 200)
+    for key, default in ADDED_PARAMETERS.items():
+        if key in names and key not in state:
+            state[key] = default
 
 
 def _constructor_parameters(cls):
@@ -427,6 +447,9 @@ def _restore(name, state):
     est = cls.__new__(cls)
     state = dict(state)
     saved_device = state.pop("_saved_device", None)
+    # Parameters added after a file was written take the value that behaves as before.
+    names = _constructor_parameters(cls)
+    _migrate(names, state)
     try:
         est.__setstate__(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -435,12 +458,6 @@ def _restore(name, state):
     if saved_device is not None and modules and hasattr(est, "device_"):
         # where the modules were put (the device asked for, or the saved one)
         est.device_ = next(modules[0].parameters()).device
-    names = _constructor_parameters(cls)
-    # Parameters added after a file was written take the value that behaves as before.
-    for key, default in ADDED_PARAMETERS.items():
-        if key in names and key not in state:
-            setattr(est, key, default)
-            state[key] = default
     # The constructor parameters must be valid ones ...
     missing = sorted(set(names) - set(state))
     if missing:

@@ -67,6 +67,7 @@ import torch
 from ._stopping import StoppingRule
 
 __all__ = ["Callback", "TrainingResult", "Validation", "LRSchedule", "History", "EpochLog",
+           "IterationLog",
            "ProgressBar", "EarlyStopping", "CatchInterrupt", "StoppingRule"]
 
 logger = logging.getLogger("skpred")
@@ -236,6 +237,25 @@ class EpochLog(Callback):
         if record.get("valid_score") is not None:
             message += f", validation score {record['valid_score']:.4f}"
         logger.info(message)
+
+
+class IterationLog(Callback):
+    """scikit-learn's ``verbose`` output, on stdout: ``Iteration N, loss =
+    ...`` per epoch (and ``Validation score: ...`` with a validation set).
+    ``prefix`` goes before each line (the pretraining phases name
+    themselves); ``offset`` is added to the epoch (iterations run before,
+    counted as scikit-learn's ``n_iter_``)."""
+
+    def __init__(self, prefix: str = "", offset: int = 0):
+        self.prefix = prefix
+        self.offset = offset
+
+    def on_epoch_end(self, loop):
+        record = loop.record
+        print(f"{self.prefix}Iteration {record['epoch'] + self.offset}, "
+              f"loss = {record['train_loss']:.8f}", flush=True)
+        if record.get("valid_score") is not None:
+            print(f"Validation score: {record['valid_score']:.6f}", flush=True)
 
 
 def wants_progress_bar(progress_bar, verbose, stream=None) -> bool:

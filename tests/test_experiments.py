@@ -190,7 +190,8 @@ def test_figure_commands_train_with_the_paper_schedule(figure, module_name, cls_
     assert seen
     # What every preset keeps of the paper (the presets set sizes, epochs
     # and learning rates; the figure sets dictionaries and fractions).
-    kept = {"activation", "solver", "momentum", "weight_decay", "learning_rate_decay",
+    kept = {"activation", "solver", "momentum", "nesterovs_momentum", "alpha",
+            "learning_rate_decay",
             "batch_size", "max_norm", "pretrain"} & set(paper)
     if figure == "fig5":
         kept -= {"solver"}  # the quick and tiny presets train with Adam (fig5.PRESETS)

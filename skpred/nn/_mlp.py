@@ -10,7 +10,11 @@ from ._spec import describable, layer_from_spec, layer_to_spec, spec_numel
 __all__ = ["PredictedMLP", "ACTIVATIONS", "max_norm_"]
 
 # One registry for the string option `activation`.
+# scikit-learn's names ("logistic" is also called "sigmoid", the name
+# earlier releases used).
 ACTIVATIONS = {
+    "identity": lambda x: x,
+    "logistic": torch.sigmoid,
     "sigmoid": torch.sigmoid,
     "relu": torch.relu,
     "tanh": torch.tanh,

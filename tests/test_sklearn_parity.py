@@ -1,0 +1,284 @@
+"""scikit-learn's MLPClassifier / MLPRegressor and ours, side by side.
+
+Every test runs scikit-learn's estimator and ours on the same data with the
+same settings and asserts the same outcome: parameters and defaults, errors
+(type and the problem named), fitted attribute names, values and dtypes,
+stopping, multilabel and binary outputs, verbose output. Ours runs twice:
+dense (``dictionary=None``, so it *is* an MLP) and with the defaults
+(predicted layers). What scikit-learn promises is read from its own tests
+(``sklearn/neural_network/tests/test_mlp.py``); the tests here are ours.
+"""
+
+import inspect
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_multilabel_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from skpred import PredictedMLPClassifier, PredictedMLPRegressor
+
+CPU = dict(device="cpu")
+# Ours dense (an MLP exactly) and with the defaults (predicted layers).
+VARIANTS = {"dense": dict(dictionary=None), "defaults": {}}
+# scikit-learn parameters not offered yet (the parity issue's remaining
+# work: the L-BFGS solver and the regressor's Poisson loss).
+NOT_YET = {"max_fun"}
+NOT_YET_REGRESSOR = {"loss"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def _quiet(est, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(*args, **kw)
+
+
+def _defaults(cls):
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+            if k != "self"}
+
+
+@pytest.mark.parametrize("ours, theirs, missing", [
+    (PredictedMLPClassifier, MLPClassifier, NOT_YET),
+    (PredictedMLPRegressor, MLPRegressor, NOT_YET | NOT_YET_REGRESSOR),
+])
+def test_every_sklearn_parameter_with_its_default(ours, theirs, missing):
+    # Catches: a scikit-learn parameter missing or renamed (weight_decay for
+    # alpha), or a default that differs (classical momentum for Nesterov).
+    mine, reference = _defaults(ours), _defaults(theirs)
+    assert set(reference) - set(mine) == missing
+    for name in set(reference) - missing:
+        assert mine[name] == reference[name], name
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_alpha_is_sklearns_l2_term(variant, weighted, digits):
+    # Catches: alpha applied as torch weight decay (alpha / batch on the
+    # gradient, absent from the loss), on biases, on the fixed U, or divided
+    # by the batch size instead of the batch's sum of weights. Reference:
+    # sklearn.metrics.log_loss at the network's weights plus scikit-learn's
+    # documented term 0.5 * alpha * sum ||w||^2 / sum(sample weights), the
+    # weights being what the network learns (W of dense layers, V of
+    # predicted ones).
+    X, y = digits
+    X, y = X[:300], y[:300]
+    w = np.random.RandomState(0).uniform(0.5, 2.0, len(y)) if weighted else None
+    alpha = 3.0
+    # One full-batch step at a negligible rate: the first epoch's loss is the
+    # loss at the initial weights, which the fitted network still holds.
+    clf = _quiet(PredictedMLPClassifier((32,), solver="sgd", learning_rate_init=1e-12,
+                                        momentum=0.0, batch_size=300, shuffle=False,
+                                        max_iter=1, alpha=alpha, random_state=0, **CPU,
+                                        **VARIANTS[variant]), X, y, sample_weight=w)
+    learned = [p.detach().double() for name, p in clf.module_.named_parameters()
+               if p.requires_grad and not name.endswith("bias")]
+    if variant == "defaults":
+        assert clf.layers_[0]["dictionary"] is not None  # V is learned, not W
+        assert learned[0].shape != clf.coefs_[0].T.shape
+    total = float(sum((p ** 2).sum() for p in learned))
+    expected = (log_loss(y, clf.predict_proba(X), sample_weight=w, labels=clf.classes_)
+                + 0.5 * alpha * total / (w.sum() if weighted else len(y)))
+    assert clf.loss_curve_[0] == pytest.approx(expected, rel=1e-4)
+    no_penalty = _quiet(clone(clf).set_params(alpha=0.0), X, y, sample_weight=w)
+    assert clf.loss_curve_[0] - no_penalty.loss_curve_[0] == pytest.approx(
+        0.5 * alpha * total / (w.sum() if weighted else len(y)), rel=1e-3)
+
+
+def test_activation_names_and_infinite_patience(digits):
+    # Catches: scikit-learn's "logistic"/"identity" rejected, "logistic" not
+    # the same function as the old name "sigmoid", or n_iter_no_change=np.inf
+    # (scikit-learn's way to switch the rule off) rejected or not honoured.
+    X, y = digits
+    X, y = X[:200], y[:200]
+    params = dict(hidden_layer_sizes=(16,), max_iter=4, random_state=0)
+    a = _quiet(PredictedMLPClassifier(activation="logistic", **params, **CPU), X, y)
+    b = _quiet(PredictedMLPClassifier(activation="sigmoid", **params, **CPU), X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    _quiet(PredictedMLPClassifier(activation="identity", **params, **CPU), X, y)
+    for est in (MLPClassifier(tol=1e9, n_iter_no_change=np.inf, **params),
+                PredictedMLPClassifier(tol=1e9, n_iter_no_change=np.inf, **params, **CPU)):
+        assert _quiet(est, X, y).n_iter_ == 4
+    # and with a finite patience both stop at the same epoch (the first
+    # epoch sets the best loss; more than 2 epochs without gain follow)
+    stops = [_quiet(est, X, y).n_iter_ for est in (
+        MLPClassifier(tol=1e9, n_iter_no_change=2, **dict(params, max_iter=50)),
+        PredictedMLPClassifier(tol=1e9, n_iter_no_change=2, **dict(params, max_iter=50), **CPU))]
+    assert stops == [4, 4]
+
+
+def _same_error(make_theirs, make_ours, action):
+    """Both raise ValueError; ours names the problem scikit-learn names."""
+    with pytest.raises(ValueError) as theirs:
+        action(make_theirs())
+    with pytest.raises(ValueError, match=re.escape(str(theirs.value)[:40])):
+        action(make_ours())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_errors_as_sklearn(variant, digits):
+    # Catches: partial_fit silently ignoring early_stopping, a validation
+    # split too small to score accepted (R^2 of 1 sample), a warm start on
+    # other classes accepted.
+    X, y = digits
+    ours = dict(CPU, **VARIANTS[variant])
+    _same_error(lambda: MLPClassifier(early_stopping=True),
+                lambda: PredictedMLPClassifier(early_stopping=True, **ours),
+                lambda est: est.partial_fit(X[:50], y[:50], classes=np.unique(y)))
+    _same_error(lambda: MLPRegressor(early_stopping=True),
+                lambda: PredictedMLPRegressor(early_stopping=True, **ours),
+                lambda est: est.fit(X[:10], y[:10].astype(float)))
+    for make in (lambda: MLPClassifier((8,), warm_start=True, max_iter=2),
+                 lambda: PredictedMLPClassifier((8,), warm_start=True, max_iter=2, **ours)):
+        est = _quiet(make(), X[:200], y[:200])
+        with pytest.raises(ValueError, match="warm_start can only be used where `y` has the "
+                                             "same classes"):
+            est.fit(X[:200], np.where(y[:200] == 9, 8, y[:200]))
+    with pytest.raises(ValueError, match=r"`y` has classes not in `self.classes_`"):
+        PredictedMLPClassifier((8,), **ours).partial_fit(
+            X[:50], y[:50], classes=np.arange(5)).partial_fit(X[:50], y[:50])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_fitted_attributes_as_sklearn(variant, dtype, early_stopping, digits):
+    # Catches: a fitted attribute scikit-learn defines missing, of another
+    # type or dtype (float32 coefs_ for float64 X), or meaning another thing
+    # (t_ not the samples seen, best_loss_ not the smallest loss).
+    X, y = digits
+    X, y = X[:400].astype(dtype), y[:400]
+    params = dict(hidden_layer_sizes=(20, 10), max_iter=5, early_stopping=early_stopping,
+                  random_state=0)
+    theirs = _quiet(MLPClassifier(**params), X, y)
+    ours = _quiet(PredictedMLPClassifier(**params, **CPU, **VARIANTS[variant]), X, y)
+    public = {a for a in vars(theirs) if a.endswith("_") and not a.startswith("_")}
+    assert public <= set(vars(ours)), public - set(vars(ours))
+    for est in (theirs, ours):
+        assert est.n_layers_ == 4 and est.n_outputs_ == 10 and est.out_activation_ == "softmax"
+        assert [c.dtype for c in est.coefs_] == [np.dtype(dtype)] * 3
+        assert [c.dtype for c in est.intercepts_] == [np.dtype(dtype)] * 3
+        assert est.n_iter_ == len(est.loss_curve_) and est.loss_ == est.loss_curve_[-1]
+        n_train = len(y) - (int(np.ceil(0.1 * len(y))) if early_stopping else 0)
+        assert est.t_ == n_train * est.n_iter_
+        if early_stopping:
+            assert est.best_loss_ is None
+            assert est.best_validation_score_ == max(est.validation_scores_)
+        else:
+            assert est.best_loss_ == min(est.loss_curve_)
+            assert est.validation_scores_ is None and est.best_validation_score_ is None
+    reg_params = dict(params, hidden_layer_sizes=(20,))
+    theirs = _quiet(MLPRegressor(**reg_params), X, y.astype(dtype))
+    ours = _quiet(PredictedMLPRegressor(**reg_params, **CPU, **VARIANTS[variant]), X,
+                  y.astype(dtype))
+    for est in (theirs, ours):
+        assert est.out_activation_ == "identity" and est.n_outputs_ == 1 and est.n_layers_ == 3
+        assert [c.dtype for c in est.coefs_] == [np.dtype(dtype)] * 2
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_warm_start_and_partial_fit_count_as_sklearn(variant, digits):
+    # Catches: a warm start restarting the loss curve or the samples seen
+    # (scikit-learn carries both on; n_iter_ counts the call's epochs).
+    # Difference kept: after partial_fit ours counts the epochs of every
+    # call (scikit-learn's n_iter_ is 1 after each call).
+    X, y = digits
+    X, y = X[:300], y[:300]
+    for est in (MLPClassifier((8,), max_iter=3, warm_start=True, random_state=0),
+                PredictedMLPClassifier((8,), max_iter=3, warm_start=True, random_state=0,
+                                       **CPU, **VARIANTS[variant])):
+        _quiet(est, X, y)
+        _quiet(est, X, y)
+        assert est.n_iter_ == 3 and len(est.loss_curve_) == 6 and est.t_ == 6 * len(y)
+        est.partial_fit(X, y)
+        assert est.t_ == 7 * len(y) and len(est.loss_curve_) == 7
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_binary_and_single_class_outputs_as_sklearn(variant, digits):
+    # Catches: a binary problem given a 2-way softmax (scikit-learn has one
+    # logistic unit: n_outputs_ 1, coefs_[-1] one column), single-class y
+    # refused (scikit-learn fits it and predicts that class).
+    X, y = digits
+    X, y = X[:300], (y[:300] > 4).astype(int)
+    params = dict(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+    theirs = _quiet(MLPClassifier(**params), X, y)
+    ours = _quiet(PredictedMLPClassifier(**params, **CPU, **VARIANTS[variant]), X, y)
+    for est in (theirs, ours):
+        assert est.n_outputs_ == 1 and est.out_activation_ == "logistic"
+        assert est.coefs_[-1].shape == (16, 1)
+        proba = est.predict_proba(X)
+        assert proba.shape == (300, 2)
+        np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(est.classes_[proba.argmax(1)], est.predict(X))
+        np.testing.assert_allclose(est.predict_log_proba(X), np.log(proba), rtol=1e-5,
+                                   atol=1e-6)
+    assert ours.score(X, y) > theirs.score(X, y) - 0.1
+    single = np.full(40, 7)
+    for est in (MLPClassifier(**params), PredictedMLPClassifier(**params, **CPU,
+                                                               **VARIANTS[variant])):
+        _quiet(est, X[:40], single)
+        np.testing.assert_array_equal(est.predict(X[:40]), single)
+        assert est.classes_.tolist() == [7] and est.predict_proba(X[:5]).shape == (5, 2)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_multilabel_as_sklearn(variant):
+    # Catches: a 2-D indicator y refused or trained with a softmax (labels
+    # are not exclusive), predict not returning the indicator matrix,
+    # predict_proba not per label; partial_fit, early stopping and sample
+    # weights on multilabel y. Reference: MLPClassifier on the same data;
+    # accuracy is subset accuracy for both.
+    X, Y = make_multilabel_classification(n_samples=400, n_features=20, n_classes=5,
+                                          random_state=0)
+    X = X / X.max()
+    params = dict(hidden_layer_sizes=(32,), max_iter=150, random_state=0)
+    theirs = _quiet(MLPClassifier(**params), X[:300], Y[:300])
+    ours = _quiet(PredictedMLPClassifier(**params, **CPU, **VARIANTS[variant]), X[:300],
+                  Y[:300])
+    for est in (theirs, ours):
+        assert est.n_outputs_ == 5 and est.out_activation_ == "logistic"
+        assert est.predict(X[300:]).shape == (100, 5)
+        assert set(np.unique(est.predict(X[300:]))) <= {0, 1}
+        proba = est.predict_proba(X[300:])
+        assert proba.shape == (100, 5) and ((proba >= 0) & (proba <= 1)).all()
+        np.testing.assert_array_equal(est.predict(X[300:]), (proba > 0.5).astype(int))
+    # Subset accuracy on 100 held-out samples: standard error <= 0.05, so
+    # 3 standard errors of slack is 0.15.
+    assert ours.score(X[300:], Y[300:]) > theirs.score(X[300:], Y[300:]) - 0.15
+    early = _quiet(PredictedMLPClassifier(**params, early_stopping=True, **CPU,
+                                          **VARIANTS[variant]), X, Y,
+                   sample_weight=np.linspace(0.5, 1.5, len(Y)))
+    assert early.best_validation_score_ == max(early.validation_scores_)
+    part = PredictedMLPClassifier((16,), random_state=0, **CPU, **VARIANTS[variant])
+    part.partial_fit(X[:200], Y[:200], classes=np.arange(5)).partial_fit(X[200:], Y[200:])
+    assert part.predict(X).shape == Y.shape and part.n_iter_ == 2
+    with pytest.raises(ValueError, match="multilabel"):
+        part.partial_fit(X[:10], Y[:10, 0])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_verbose_prints_as_sklearn(variant, digits, capsys):
+    # Catches: verbose output on another stream or in another format than
+    # scikit-learn's "Iteration N, loss = ..." on stdout.
+    X, y = digits
+    X, y = X[:200], y[:200]
+    pattern = re.compile(r"^Iteration (\d+), loss = \d+\.\d{8}$")
+    for est in (MLPClassifier((8,), max_iter=3, verbose=True, random_state=0),
+                PredictedMLPClassifier((8,), max_iter=3, verbose=True, progress_bar=False,
+                                       random_state=0, **CPU, **VARIANTS[variant])):
+        _quiet(est, X, y)
+        out = capsys.readouterr().out.splitlines()
+        numbers = [int(m.group(1)) for m in map(pattern.match, out) if m]
+        assert numbers == [1, 2, 3], out
