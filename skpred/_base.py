@@ -310,11 +310,10 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
                     raise ValueError("The sample weights of the training split sum to zero.")
-        return SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val, dtype=X.dtype,
-                               w_val=w_val, early=early, n_outputs=n_outputs, rng=rng,
-                               device=device, generator=generator, dp=dp,
-                               user_callbacks=user_callbacks, interrupted=False,
-                               incremental=incremental)
+        return SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val,
+                               w_val=w_val, dtype=X.dtype, early=early, n_outputs=n_outputs,
+                               rng=rng, device=device, generator=generator, dp=dp,
+                               user_callbacks=user_callbacks, interrupted=False)
 
     def _phase_callbacks(self, phase, offset=0):
         """What every phase reports: the history record, then scikit-learn's
@@ -396,7 +395,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             module, batch_loss, feed, data.y_t, self._optimizer,
             epochs=epochs, batch_size=batch_size, shuffle=self.shuffle,
             generator=data.generator, after_step=self._after_step(module),
-            penalty=_optim.l2_penalty(module, self.alpha), weights=data.w_t, dp=data.dp, callbacks=callbacks, estimator=self,
+            penalty=_optim.l2_penalty(module, self.alpha), weights=data.w_t, dp=data.dp,
+            callbacks=callbacks, estimator=self,
             warn_not_converged=not partial and not data.interrupted,
         )
 

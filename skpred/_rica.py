@@ -395,7 +395,7 @@ class PredictedRICA(SaveMixin, TorchStateMixin, ClassNamePrefixFeaturesOutMixin,
                 self.objective_curve_.append(per_iter[k])
                 if self.verbose:
                     logger.info(f"RICA iteration {self.n_iter_ + k}: "
-                                          f"objective {per_iter[k]:.6f}")
+                                f"objective {per_iter[k]:.6f}")
         self.n_iter_ += n_iter
 
     def _fit_adam(self, objective, X_t, start):

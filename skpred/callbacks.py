@@ -64,6 +64,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+from ._device import learned_state
 from ._stopping import StoppingRule
 
 __all__ = ["Callback", "TrainingResult", "Validation", "LRSchedule", "History", "EpochLog",
@@ -324,8 +325,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, loop):
         current = loop.record["valid_score"] if self.validation else loop.record["train_loss"]
         if self.rule.update(current) and self.validation:
-            self.best_state = {name: p.detach().clone()
-                               for name, p in loop.module.named_parameters()}
+            self.best_state = learned_state(loop.module)
         if self.rule.met:
             if self.plateau is not None and self.plateau(loop):
                 self.rule.count = 0

@@ -108,13 +108,15 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world_size, port, backend, timeout, threads, result, target, args):
+def _worker(rank, world_size, port, backend, timeout, threads, payload, result, target):
     """Body of one worker process (module level, so that spawn can find it)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size))
     torch.set_num_threads(threads)
     if rank != 0:  # the ranks train in lock-step: warn once, from rank 0
         warnings.simplefilter("ignore")
+    with open(payload, "rb") as f:  # written by this package a moment ago
+        args = pickle.load(f)
     with data_parallel(backend=backend, timeout=timeout):
         out = target(rank, *args)
     if rank == 0:
@@ -139,12 +141,14 @@ def run_workers(target, args, n_workers=2, backend="gloo", timeout=300.0):
         raise ValueError(f"n_workers must be >= 1, got {n_workers}.")
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     with tempfile.TemporaryDirectory(prefix="skpred-dp-") as tmp:
-        result = os.path.join(tmp, "result")
+        payload, result = os.path.join(tmp, "args"), os.path.join(tmp, "result")
+        with open(payload, "wb") as f:  # the data pickled once, not once per worker
+            pickle.dump(args, f)
         # torch's launcher: it stops the other workers when one fails and
         # hands the failed worker's traceback back.
         workers = torch.multiprocessing.spawn(
-            _worker, args=(n_workers, _free_port(), backend, timeout, threads, result, target,
-                           args), nprocs=n_workers, join=False)
+            _worker, args=(n_workers, _free_port(), backend, timeout, threads, payload, result,
+                           target), nprocs=n_workers, join=False)
         try:
             while not workers.join():
                 pass
@@ -153,7 +157,8 @@ def run_workers(target, args, n_workers=2, backend="gloo", timeout=300.0):
             # A worker that died without a Python error (killed, os._exit, a
             # segfault) is the cause; the others then fail in a collective.
             codes = [p.exitcode for p in workers.processes]
-            crashed = [r for r, code in enumerate(codes) if code not in (None, 0, 1) and code > 0]
+            # (a Python error exits with 1; a signal gives a negative code)
+            crashed = [r for r, code in enumerate(codes) if code is not None and code > 1]
             if crashed:
                 rank, message = crashed[0], (f"exit code {codes[crashed[0]]} (no Python error: "
                                              f"it was killed or crashed).")
