@@ -17,15 +17,16 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._available_if import available_if
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
-from . import _device, _distributed, _feeds, _loop, _optim
+from . import _device, _distributed, _feeds, _lbfgs, _loop, _optim
 from .callbacks import (CatchInterrupt, EarlyStopping, History, IterationLog, ProgressBar,
-                        Validation, check_callbacks, wants_progress_bar)
+                        TrainingResult, Validation, check_callbacks, wants_progress_bar)
 from ._persist import SaveMixin, TorchStateMixin
 from .nn._linear import FactoredLayer
 
@@ -64,6 +65,15 @@ TRAINING_CONSTRAINTS = {
 CLASSIFIER_CONSTRAINTS = {
     "class_weight": [dict, StrOptions({"balanced"}), None],
 }
+
+
+def _stochastic_solver(est):
+    """partial_fit exists for the minibatch solvers only (scikit-learn's
+    AttributeError, so that ``hasattr(est, "partial_fit")`` is False)."""
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{est.solver} is not stochastic.")
+    return True
 
 
 def resolve_batch_size(batch_size, n_samples):
@@ -287,7 +297,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         else:
             device = _device.resolve_device(self.device)
             generator = _device.torch_generator(rng)
-        early = self.early_stopping
+        # as scikit-learn, early stopping applies to the stochastic solvers only
+        early = self.early_stopping and self._solver() != "lbfgs"
         X_t = _feeds.to_device(X, device)  # the one copy of X on the device
         y_t = self._target_tensor(targets, device)
         w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
@@ -310,10 +321,13 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
                     raise ValueError("The sample weights of the training split sum to zero.")
-        return SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val,
+        data = SimpleNamespace(X_t=X_t, y_t=y_t, w_t=w_t, X_val=X_val, y_val=y_val,
                                w_val=w_val, dtype=X.dtype, early=early, n_outputs=n_outputs,
                                rng=rng, device=device, generator=generator, dp=dp,
                                user_callbacks=user_callbacks, interrupted=False)
+        if self._solver() == "lbfgs":
+            self._check_lbfgs(data)
+        return data
 
     def _phase_callbacks(self, phase, offset=0):
         """What every phase reports: the history record, then scikit-learn's
@@ -351,9 +365,43 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self.history_ = list(pretrain_history)
         self.n_iter_ = 0
 
+    def _solver(self):
+        return self.solver
+
+    def _check_lbfgs(self, data):
+        """What L-BFGS cannot run: it takes all its steps inside one torch call."""
+        if data.dp is not None:
+            raise ValueError("solver='lbfgs' does not run data-parallel; use 'sgd' or 'adam'.")
+        if data.user_callbacks:
+            raise ValueError(
+                "callbacks run on the minibatch loop of solver='sgd' and 'adam'; L-BFGS runs "
+                "all its iterations inside one torch step, where no hook can run. Use another "
+                "solver, or callbacks=None.")
+        if getattr(self, "max_norm", None) is not None:
+            raise ValueError(
+                "max_norm caps the weights after every step of 'sgd' or 'adam'; L-BFGS's "
+                "line search would ignore it. Use another solver, or max_norm=None.")
+
+    def _train_lbfgs(self, data, epochs):
+        """Full-batch L-BFGS for at most ``epochs`` iterations (scikit-learn's
+        ``solver="lbfgs"``, on torch's optimiser)."""
+        module = self.module_
+        feed, forward = self._training_feed(module, data.X_t, epochs, data.X_t.shape[0])
+        self._optimizer = None  # nothing of L-BFGS's is kept between fits
+        if epochs == 0:
+            return TrainingResult()
+        return _lbfgs.train_lbfgs(
+            module, forward, self._per_sample_loss, feed, data.y_t, weights=data.w_t,
+            penalty=_optim.l2_penalty(module, self.alpha), max_iter=epochs,
+            max_fun=self.max_fun, tol=self.tol,
+            verbose=bool(self.verbose) and not wants_progress_bar(self.progress_bar,
+                                                                  self.verbose))
+
     def _train(self, data, epochs, partial):
         """Fine-tune the network for at most ``epochs`` epochs."""
         module = self.module_
+        if self._solver() == "lbfgs":
+            return self._train_lbfgs(data, epochs)
         if data.dp is not None:
             # Seeded alike, the ranks start from the same weights.
             data.dp.check_same_tensors("the initial weights",
@@ -417,6 +465,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self.t_ = self._samples_seen
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = (None if data.early or self._stopping_state is None
+                           or self._solver() == "lbfgs"
                            else self._stopping_state[0])
         self.n_layers_ = len(self.module_.weight_layers()) + 1
         self._fit_dtype = np.dtype(data.dtype).name  # a name: files hold it
@@ -645,6 +694,7 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
             right = ((out > 0) == (y > 0.5)).all(1)
         return _feeds.weighted_mean(right.float(), w).item()
 
+    @available_if(_stochastic_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of training over (X, y), building the network on the first call.
@@ -748,12 +798,19 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
     def _validate_fit_data(self, X, y, reset):
         return self._check_X(X, y, reset=reset)
 
+    def _loss(self):
+        return getattr(self, "loss", "squared_error")
+
     def _targets(self, y, first_call):
         y = np.asarray(y, dtype=np.float64)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if self._loss() == "poisson" and (y < 0).any():
+            raise ValueError("loss='poisson' requires y >= 0 (counts or rates); y has "
+                             f"{int((y < 0).sum())} negative value(s).")
         if first_call or not hasattr(self, "n_outputs_"):
             self.n_outputs_ = n_outputs
-            self.out_activation_ = "identity"
+            # as scikit-learn: the Poisson loss predicts through exp (a log link)
+            self.out_activation_ = "exp" if self._loss() == "poisson" else "identity"
             self._y_1d = y.ndim == 1
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} output(s), but the network was fitted with "
@@ -763,11 +820,20 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
     def _target_tensor(self, targets, device):
         return torch.as_tensor(targets, dtype=torch.float32, device=device)
 
+    def _out_activation(self):
+        return getattr(self, "out_activation_", "identity")
+
     def _per_sample_loss(self, out, yb):
+        if self._out_activation() == "exp":
+            # half the Poisson deviance of exp(out), summed over the outputs
+            # (scikit-learn's poisson_loss), written in out to stay finite
+            return (torch.xlogy(yb, yb) - yb * out - yb + torch.exp(out)).sum(1)
         return 0.5 * ((out - yb) ** 2).mean(1)
 
     def _validation_score(self, out, y, w):
         """R^2 averaged over outputs (uniform), weighted as the samples."""
+        if self._out_activation() == "exp":
+            out = torch.exp(out)
         w = torch.ones(len(y), device=y.device) if w is None else w
         total = w.sum().clamp_min(1e-12)
         mean = (w @ y) / total
@@ -777,6 +843,7 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
                          torch.where(residual > 0, torch.zeros_like(spread), torch.ones_like(spread)))
         return r2.mean().item()
 
+    @available_if(_stochastic_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of training over (X, y), building the network on the first call.
@@ -799,6 +866,8 @@ class TorchRegressorBase(RegressorMixin, TorchEstimatorBase):
         y in ``fit``; float32 for float32 X, else float64."""
         out, dtype = self._outputs(X)
         out = out.astype(dtype, copy=False)
+        if self._out_activation() == "exp":
+            out = np.exp(out)
         return out[:, 0] if self._y_1d else out
 
     def __sklearn_tags__(self):

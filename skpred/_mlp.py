@@ -94,6 +94,8 @@ class _MLPNetwork:
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "solver": [StrOptions({"sgd", "adam", "lbfgs"})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
     _architecture_params = (
@@ -317,8 +319,15 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         error). The authors pretrained with SGD at 0.1; with predicted layers
         SGD's step depends on the scale of U and drove sigmoid units into
         saturation in our runs, so pretraining uses Adam.
-    solver : {"adam", "sgd"}, default="adam"
-        Fine-tuning optimiser; "sgd" uses ``momentum``.
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        Fine-tuning optimiser; "sgd" uses ``momentum``. "lbfgs" is full-batch
+        ``torch.optim.LBFGS`` with a strong-Wolfe line search, as scikit-
+        learn's: at most ``max_iter`` iterations, ``max_fun`` loss
+        evaluations, stopping once no gradient entry exceeds ``tol``; it
+        ignores ``batch_size``, ``shuffle``, ``early_stopping`` and the
+        learning-rate parameters, offers no ``partial_fit``, and refuses
+        ``max_norm`` and ``callbacks`` (its steps run inside one torch
+        call). Pretraining uses Adam whatever the solver.
     learning_rate_init : float, default=1e-3
         Initial fine-tuning learning rate.
     learning_rate : {"constant", "invscaling", "adaptive", "decay"} or callable, default="constant"
@@ -353,7 +362,11 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is ``min(200, n_samples)`` as in scikit-learn.
     max_iter : int, default=200
-        Fine-tuning epochs at most.
+        Fine-tuning epochs at most (L-BFGS iterations with "lbfgs").
+    max_fun : int, default=15000
+        With "lbfgs", no new iteration starts once this many loss
+        evaluations were spent (an iteration's line search may pass it
+        slightly, as scipy's does); other solvers ignore it.
     alpha : float, default=1e-4
         Strength of the L2 penalty, scikit-learn's: ``0.5 * alpha * sum
         ||w||^2`` divided by the minibatch's size (its sum of sample
@@ -499,7 +512,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     ('emp', 4, 0.25)
     """
 
-    _parameter_constraints = {**_MLPNetwork._network_constraints, **TRAINING_CONSTRAINTS,
+    _parameter_constraints = {**TRAINING_CONSTRAINTS, **_MLPNetwork._network_constraints,
                               **CLASSIFIER_CONSTRAINTS}
 
     def __init__(
@@ -529,6 +542,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         epsilon=1e-8,
         batch_size="auto",
         max_iter=200,
+        max_fun=15000,
         alpha=1e-4,
         max_norm=None,
         shuffle=True,
@@ -568,6 +582,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         self.epsilon = epsilon
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.max_fun = max_fun
         self.alpha = alpha
         self.max_norm = max_norm
         self.shuffle = shuffle
@@ -595,11 +610,17 @@ class PredictedMLPRegressor(_MLPNetwork, TorchRegressorBase):
 
     Parameters
     ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        scikit-learn's: half the squared error, or half the Poisson
+        deviance with an exponential output (a log link; y must be >= 0,
+        a ValueError otherwise, where scikit-learn fits it anyway). Keyword
+        only here (scikit-learn's MLPRegressor takes it as its first
+        positional parameter).
     hidden_layer_sizes, activation, dictionary, alpha_fraction, n_columns, \
 length_scale, ridge, image_shape, ae_n_components, pretrain, pretrain_epochs, \
 pretrain_learning_rate, solver, learning_rate_init, learning_rate, power_t, \
 learning_rate_decay, momentum, nesterovs_momentum, beta_1, beta_2, epsilon, batch_size, \
-max_iter, alpha, max_norm, \
+max_iter, max_fun, alpha, max_norm, \
 shuffle, early_stopping, validation_fraction, n_iter_no_change, tol, device, \
 random_state, verbose, progress_bar, callbacks, warm_start :
         As in :class:`PredictedMLPClassifier`, with the same defaults.
@@ -642,12 +663,14 @@ device_ :
     True
     """
 
-    _parameter_constraints = {**_MLPNetwork._network_constraints, **TRAINING_CONSTRAINTS}
+    _parameter_constraints = {**TRAINING_CONSTRAINTS, **_MLPNetwork._network_constraints,
+                              "loss": [StrOptions({"squared_error", "poisson"})]}
 
     def __init__(
         self,
         hidden_layer_sizes=(100,),
         *,
+        loss="squared_error",
         activation="relu",
         dictionary="auto",
         alpha_fraction=0.25,
@@ -671,6 +694,7 @@ device_ :
         epsilon=1e-8,
         batch_size="auto",
         max_iter=200,
+        max_fun=15000,
         alpha=1e-4,
         max_norm=None,
         shuffle=True,
@@ -686,6 +710,7 @@ device_ :
         warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.loss = loss
         self.activation = activation
         self.dictionary = dictionary
         self.alpha_fraction = alpha_fraction
@@ -709,6 +734,7 @@ device_ :
         self.epsilon = epsilon
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.max_fun = max_fun
         self.alpha = alpha
         self.max_norm = max_norm
         self.shuffle = shuffle

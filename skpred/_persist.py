@@ -414,7 +414,8 @@ class _Decoder:
 #: ``nesterovs_momentum=False``: earlier releases used classical momentum;
 #: ``beta_1``, ``beta_2``, ``epsilon``: torch's Adam defaults they used.
 ADDED_PARAMETERS = {"callbacks": None, "nesterovs_momentum": False, "beta_1": 0.9,
-                    "beta_2": 0.999, "epsilon": 1e-8}
+                    "beta_2": 0.999, "epsilon": 1e-8, "max_fun": 15000,
+                    "loss": "squared_error"}
 
 
 def _migrate(names, state):
