@@ -269,6 +269,10 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             self._build_network(data)
         # A Ctrl-C during pretraining ends the whole fit (once warned).
         result = self._train(data, 0 if data.interrupted else epochs, partial)
+        if result.diverged and not np.isfinite(result.validation_scores).any():
+            raise ValueError(
+                "The training loss became NaN or infinite before any epoch had a finite "
+                "validation score; lower the learning rate or standardise the inputs.")
         self._record(result, data, partial)
         return self
 
@@ -446,6 +450,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             penalty=_optim.l2_penalty(module, self.alpha), weights=data.w_t, dp=data.dp,
             callbacks=callbacks, estimator=self,
             warn_not_converged=not partial and not data.interrupted,
+            stop_on_divergence=data.early,
         )
 
     def _record(self, result, data, partial):
@@ -471,8 +476,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self._fit_dtype = np.dtype(data.dtype).name  # a name: files hold it
         if data.early:
             self.validation_scores_ = result.validation_scores
-            self.best_validation_score_ = (max(result.validation_scores)
-                                           if result.validation_scores else None)
+            self.best_validation_score_ = max(
+                (v for v in result.validation_scores if np.isfinite(v)), default=None)
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None

@@ -75,6 +75,7 @@ def train_epochs(
     callbacks: Sequence[Callback] = (),
     estimator=None,
     warn_not_converged: bool = False,
+    stop_on_divergence: bool = False,
 ) -> TrainingResult:
     """Minibatch training for at most ``epochs`` epochs.
 
@@ -111,7 +112,12 @@ def train_epochs(
         A ConvergenceWarning when the budget ran out before any callback
         stopped the phase.
 
-    A NaN or infinite epoch loss is a ValueError (checked once per epoch).
+    stop_on_divergence : bool
+        What a NaN or infinite epoch loss (checked once per epoch) does:
+        False, a ValueError; True (early stopping, as scikit-learn), the
+        epoch is recorded and its callbacks run (the validation score is
+        NaN), then the phase ends, and the stopping callback restores the
+        best epoch's weights.
     """
     loop = TrainingLoop(module, optimizer, epochs=epochs, phase=phase, estimator=estimator)
     result = loop.result
@@ -177,7 +183,8 @@ def train_epochs(
             if dp is not None:
                 dp.sum_(total)  # the ranks' shares of the epoch's loss
             epoch_loss = total.item() / weight_total  # one sync per epoch
-            if not math.isfinite(epoch_loss):
+            diverged = not math.isfinite(epoch_loss)
+            if diverged and not stop_on_divergence:
                 raise ValueError(
                     "The training loss became NaN or infinite; lower the "
                     "learning rate or standardise the inputs."
@@ -188,6 +195,9 @@ def train_epochs(
                                valid_score=None, valid_loss=None)
             for cb in callbacks:
                 cb.on_epoch_end(loop)
+            if diverged:
+                loop.stop()
+                result.diverged = True
             if loop.stop_requested:
                 break
     except KeyboardInterrupt as error:

@@ -385,6 +385,9 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         Hold out a stratified ``validation_fraction`` of the training data,
         stop when its accuracy has not improved by ``tol`` for more than
         ``n_iter_no_change`` epochs, and restore the best epoch's weights.
+        A loss that becomes NaN or infinite then ends training at that
+        epoch (its score recorded as NaN) and keeps the best epoch; without
+        early stopping it is a ValueError.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or np.inf, default=10
         Without early stopping, training stops when the training loss has

@@ -56,6 +56,7 @@ warning), and a callable ``learning_rate`` cannot be saved.
 """
 
 import logging
+import math
 import sys
 import time
 import warnings
@@ -107,6 +108,8 @@ class TrainingResult:
     n_epochs: int = 0
     converged: bool = False
     interrupted: bool = False
+    # the loss became NaN or infinite and the phase stopped there
+    diverged: bool = False
     history: List[dict] = field(default_factory=list)
     # the stopping rule's (best, count) at the end, to carry into a later call
     stopping_state: Optional[tuple] = None
@@ -124,9 +127,13 @@ class Validation(Callback):
         self.score = score
 
     def on_epoch_end(self, loop):
-        loop.module.eval()
-        value = self.score()
-        loop.module.train()
+        if not math.isfinite(loop.record["train_loss"]):
+            # diverged weights score NaN, as scikit-learn records them
+            value = (math.nan, math.nan)
+        else:
+            loop.module.eval()
+            value = self.score()
+            loop.module.train()
         score, loss = value if isinstance(value, tuple) else (value, None)
         loop.record["valid_score"] = float(score)
         loop.record["valid_loss"] = None if loss is None else float(loss)

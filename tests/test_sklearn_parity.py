@@ -386,3 +386,33 @@ def test_poisson_loss_as_sklearn(variant):
     assert ours.loss_ == pytest.approx(deviance, rel=1e-4)
     with pytest.raises(ValueError, match="requires y >= 0"):
         PredictedMLPRegressor(loss="poisson", **CPU).fit(X, -y)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_diverging_loss_with_early_stopping_as_sklearn(variant):
+    # Catches: a loss that overflows raising under early stopping (scikit-
+    # learn keeps going to the end and records NaN scores; we stop at the
+    # first NaN epoch, record it as NaN, and keep the best epoch's weights),
+    # or the NaN weights kept. scikit-learn's own case: identity units,
+    # SGD at rate 1 on iris.
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    settings = dict(hidden_layer_sizes=100, activation="identity", solver="sgd",
+                    learning_rate_init=1, max_iter=20, early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = MLPRegressor(**settings).fit(X, y)
+        ours = PredictedMLPRegressor(**settings, **VARIANTS[variant], **CPU).fit(X, y)
+    for est in (theirs, ours):
+        assert np.isnan(est.validation_scores_[-1])
+        assert isinstance(est.validation_scores_[-1], float)
+    assert np.isfinite(ours.best_validation_score_)
+    assert np.isfinite(ours.predict(X)).all()  # the best epoch's weights
+    # without early stopping a diverging loss is an error (scikit-learn
+    # returns NaN weights), and the estimator is left unfitted
+    plain = PredictedMLPRegressor(**{**settings, "early_stopping": False},
+                                  **VARIANTS[variant], **CPU)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        plain.fit(X, y)
+    assert not hasattr(plain, "module_")
