@@ -538,6 +538,13 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                                              and self.classes_.ndim == 1):
             raise ValueError("The file's classes_ is not a 1-D array.")
         self._check_architecture_unchanged()
+        allowed = {"softmax", "logistic"} if is_classifier(self) else {"identity", "exp"}
+        act = getattr(self, "out_activation_", None)
+        if act is not None and act not in allowed:
+            raise ValueError(f"The file's out_activation_ is {act!r}, not one of "
+                             f"{sorted(allowed)}.")
+        if not isinstance(getattr(self, "_is_multilabel", False), bool):
+            raise ValueError("The file's _is_multilabel is not a boolean.")
         layers = self.module_.weight_layers()
         expected = (len(self.classes_) if is_classifier(self) and self._out_activation()
                     == "softmax" else self.n_outputs_)

@@ -145,7 +145,9 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         For conv layers it is the share of the filter's pixels; all channels
         of a chosen pixel are kept.
     n_columns : "auto", int or tuple, default="auto"
-        Columns per layer; they split the filters (or units) equally.
+        Columns per layer. A conv layer's filters split equally (one
+        grouped convolution mixes the columns: ``n_columns`` must divide
+        them); a dense layer's units as evenly as ``np.array_split`` does.
         "auto" is the largest divisor of the layer's filters or units up to
         4. The paper's dense layer has 5 columns.
     length_scale : float or tuple, default=1.0
@@ -406,7 +408,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
                 raise ValueError(
                     f"pool_size={p} of {where} is larger than its {rows}x{width} feature map.")
             layers.append(dict(name=where, units=n_filters, unit_word="filters", has_grid=True,
-                               allowed=CONV_DICTIONARIES, is_conv=True, in_channels=channels,
+                               allowed=CONV_DICTIONARIES, is_conv=True, equal_columns=True,
+                               in_channels=channels,
                                kernel=(kh, kw), pool=(ph, pw)))
             rows, width, channels = rows // ph, width // pw, n_filters
         for j, units in enumerate(dense):

@@ -261,8 +261,10 @@ def resolve_layer_specs(layers, *, dictionary, alpha_fraction, n_columns, length
         One per weight layer below the output: ``name`` (for messages, e.g.
         "hidden layer 1"), ``units`` (units or filters; ``unit_word``, optional,
         names them in messages), ``has_grid`` (its
-        input has a spatial grid) and ``allowed`` (the dictionary kinds the
-        layer accepts, None aside).
+        input has a spatial grid), ``allowed`` (the dictionary kinds the
+        layer accepts, None aside) and optionally ``equal_columns`` (True:
+        ``n_columns`` must divide the units; otherwise they split as
+        ``np.array_split`` does).
     dictionary, alpha_fraction, n_columns, length_scale, ridge :
         The estimator's parameters: one value for every layer, or a
         tuple/list with one entry per layer. ``dictionary`` and
@@ -308,7 +310,7 @@ def resolve_layer_specs(layers, *, dictionary, alpha_fraction, n_columns, length
             raise ValueError(
                 f"n_columns={c} exceeds the {units} {unit_word} of {where}: every column "
                 f"needs at least one.")
-        if d is not None and units % c:
+        if d is not None and units % c and layer.get("equal_columns", False):
             raise ValueError(
                 f"n_columns={c} does not divide the {units} {unit_word} of {where}: "
                 f"they are split equally among columns.")

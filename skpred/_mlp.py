@@ -283,9 +283,11 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     alpha_fraction : float in (0, 1] or tuple, default=0.25
         Share of each hidden unit's weights that is learned, per layer.
     n_columns : "auto", int or tuple, default="auto"
-        Columns per hidden layer; they split the layer's units equally, each
-        with its own alpha. ``"auto"`` is the largest divisor of the layer's
-        units up to 4 (4 for 100 or 500 units). Columns add fixed weights,
+        Columns per hidden layer, from 1 to the layer's units; they split
+        the units as evenly as ``np.array_split`` does (3 columns of 100
+        units: 34, 33, 33), each with its own alpha. ``"auto"`` is the
+        largest divisor of the layer's units up to 4 (4 for 100 or 500
+        units). Columns add fixed weights,
         not learned ones, and are what keeps small fractions accurate.
     length_scale : float or tuple, default=1.0
         ``se`` length scale per hidden layer (a scalar for all layers, or a

@@ -339,7 +339,6 @@ def test_verbose_prints_every_epoch(split, capsys):
     [
         (dict(alpha_fraction=0.0), "alpha_fraction"),
         (dict(alpha_fraction=(0.5, 1.2)), r"alpha_fraction of hidden layer 2 must be in \(0, 1\]"),
-        (dict(n_columns=3), "n_columns=3 does not divide the 20 units of hidden layer 1"),
         (dict(n_columns=(1, 40)), "n_columns=40 exceeds the 30 units of hidden layer 2"),
         (dict(dictionary=("se", "emp", "emp")), "dictionary has 3 entries but hidden_layer_sizes has 2 layer"),
         (dict(alpha_fraction=(0.5,)), "alpha_fraction has 1 entries but hidden_layer_sizes has 2 layer"),

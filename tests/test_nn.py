@@ -137,7 +137,6 @@ def test_reset_parameters_is_reproducible_with_a_generator():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(out_features=10, dictionaries=_dicts(8, 2, 3)), "not divisible by n_columns=3"),
         (dict(out_features=2, dictionaries=_dicts(8, 2, 3)), "n_columns=3 exceeds out_features=2"),
         (dict(out_features=6, dictionaries=np.ones((7, 2))), r"dictionaries must have shape"),
         (dict(out_features=6, dictionaries=[np.ones((8, 2)), np.ones((8, 3))]), "same shape"),
@@ -935,3 +934,42 @@ def test_no_subnormal_numbers_reach_the_fixed_buffers():
     np.testing.assert_allclose(raw.double()(x).detach().numpy(),
                                x.numpy() @ W + raw.bias.detach().double().numpy(), rtol=1e-6,
                                atol=1e-7)
+
+
+@pytest.mark.parametrize("n_out, C", [(10, 3), (7, 7), (100, 7), (5, 2)])
+def test_uneven_columns_split_as_array_split_on_every_path(n_out, C):
+    # Catches: columns that must divide the units (n_columns=3 with 100
+    # units failing), a split other than np.array_split's, a path (pool,
+    # dense, pool once) that mixes up the columns of the two groups, the
+    # max-norm cap or the parameter count missing the second group.
+    # Reference: numpy, column by column: W = [U_0 V_0, ..., U_{C-1} V_{C-1}]
+    # with V_c's width taken from np.array_split.
+    n_in, a = 9, 4
+    Us = [np.random.RandomState(c).randn(n_in, a) for c in range(C)]
+    layer = PredictedLinear(n_in, n_out, Us, dtype=torch.float64)
+    widths = [len(part) for part in np.array_split(np.arange(n_out), C)]
+    assert layer.column_sizes == widths
+    assert layer.n_dynamic_params == a * n_out
+    learned = [p for name, p in layer.named_parameters() if name != "bias"]
+    assert sum(p.numel() for p in learned) == a * n_out
+    # each column's V, in order, from the parameters (V, then V_rest)
+    Vs = [v.detach().numpy() for p in learned for v in p]
+    assert [V.shape[1] for V in Vs] == widths
+    W = np.concatenate([U @ V for U, V in zip(Us, Vs)], axis=1)
+    x = torch.randn(6, n_in, dtype=torch.float64)
+    expected = x.numpy() @ W + layer.bias.detach().numpy()
+    for path in ("pool", "dense"):
+        layer.path = path
+        np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.forward_pooled(layer.pool(x)).detach().numpy(), expected,
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), W.T, rtol=1e-10, atol=1e-10)
+    layer(x).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in learned)
+    with torch.no_grad():
+        for p in learned:
+            p.mul_(10.0)
+    layer.max_norm_(0.5)
+    norms = np.linalg.norm(layer.weight.detach().numpy(), axis=1)
+    assert norms.max() <= 0.5 + 1e-9 and norms.min() > 0
+

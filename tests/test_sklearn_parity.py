@@ -416,3 +416,28 @@ def test_diverging_loss_with_early_stopping_as_sklearn(variant):
     with pytest.raises(ValueError, match="NaN or infinite"):
         plain.fit(X, y)
     assert not hasattr(plain, "module_")
+
+
+def test_grid_search_over_columns_and_fraction_scores_every_cell(digits, tmp_path):
+    # Catches: a grid cell that fails (n_columns=3 or 7 not dividing the
+    # default 100 units), a fit-time error turned into a FitFailedWarning
+    # and a NaN score, or uneven columns lost by a save/load round trip.
+    # The default network; max_iter is smaller so that 20 fits take seconds.
+    import skpred
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = digits
+    X, y = X[:500], y[:500]
+    grid = {"n_columns": [1, 2, 3, 5, 7], "alpha_fraction": [0.1, 0.25]}
+    search = GridSearchCV(PredictedMLPClassifier(max_iter=40, random_state=0, **CPU), grid, cv=2,
+                          error_score="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert len(scores) == 10 and np.isfinite(scores).all() and scores.min() > 0.5
+    best = _quiet(search.best_estimator_.set_params(n_columns=7), X, y)
+    assert best.layers_[0]["n_columns"] == 7
+    path = tmp_path / "seven.skpred"
+    best.save(path)
+    np.testing.assert_array_equal(skpred.load(path).predict_proba(X), best.predict_proba(X))

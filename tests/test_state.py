@@ -162,9 +162,9 @@ def test_failed_refit_leaves_the_fitted_model_unchanged(data):
     X, y = data
     clf = PredictedMLPClassifier((24,), max_iter=2, **CPU).fit(X, y)
     before = (clf.classes_.copy(), clf.n_features_in_, clf.predict_proba(X), clf.module_)
-    clf.set_params(n_columns=5)  # does not divide 24 units
+    clf.set_params(n_columns=25)  # more columns than the 24 units
     labels = np.array(["a", "b", "c"])[y % 3]
-    with pytest.raises(ValueError, match="n_columns=5 does not divide"):
+    with pytest.raises(ValueError, match="n_columns=25 exceeds"):
         clf.fit(X[:, :30], labels)
     np.testing.assert_array_equal(clf.classes_, before[0])
     assert clf.n_features_in_ == before[1] and clf.module_ is before[3]
@@ -174,7 +174,8 @@ def test_failed_refit_leaves_the_fitted_model_unchanged(data):
 @pytest.mark.parametrize("cls", [PredictedMLPClassifier, PredictedConvNetClassifier])
 def test_predict_after_a_failed_first_fit_is_not_fitted_error(cls, data):
     X, y = data
-    clf = cls(n_columns=7, max_iter=1, **CPU)  # 7 divides no default layer
+    # more columns than the MLP's 100 units; 101 divides no conv layer's filters
+    clf = cls(n_columns=101, max_iter=1, **CPU)
     with pytest.raises(ValueError):
         clf.fit(X, y)
     assert not hasattr(clf, "classes_") and not hasattr(clf, "n_features_in_")

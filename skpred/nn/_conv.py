@@ -104,6 +104,7 @@ class PredictedConv2d(FactoredLayer):
         U = as_dictionary_tensor(dictionaries, fan_in, **factory_kwargs)
         self.n_columns, self.n_atoms = U.shape[0], U.shape[2]
         self.units_per_column = split_units(self.out_channels, self.n_columns, "out_channels")
+        self.column_sizes = [self.units_per_column] * self.n_columns
         bank = U.permute(0, 2, 1).reshape(self.n_columns * self.n_atoms, self.in_channels, kh, kw)
         self.register_buffer("U", bank.contiguous())
         self.register_buffer("_gram_cache", None, persistent=False)

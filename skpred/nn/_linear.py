@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ._spec import bias_numel, describable
 
 __all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "FactoredLayer",
-           "as_dictionary_tensor", "flush_subnormals", "split_units", "PATHS"]
+           "as_dictionary_tensor", "flush_subnormals", "split_units", "column_sizes", "PATHS"]
 
 PATHS = ("auto", "pool", "dense")
 
@@ -61,18 +61,28 @@ def flush_subnormals(t: Tensor) -> Tensor:
     return t
 
 
-def split_units(n_units: int, n_columns: int, what: str = "out_features") -> int:
+def column_sizes(n_units: int, n_columns: int, what: str = "out_features") -> list:
+    """The units of each column: as even as ``np.array_split`` makes them
+    (the first ``n_units % n_columns`` columns one unit larger)."""
     if n_columns > n_units:
         raise ValueError(
             f"n_columns={n_columns} exceeds {what}={n_units}: every column needs "
             f"at least one unit."
         )
-    if n_units % n_columns:
+    m, extra = divmod(n_units, n_columns)
+    return [m + 1] * extra + [m] * (n_columns - extra)
+
+
+def split_units(n_units: int, n_columns: int, what: str = "out_features") -> int:
+    """Units per column where they must divide equally (convolutions: one
+    grouped convolution mixes every column)."""
+    sizes = column_sizes(n_units, n_columns, what)
+    if len(set(sizes)) > 1:
         raise ValueError(
-            f"{what}={n_units} is not divisible by n_columns={n_columns}: hidden "
-            f"units are split equally among columns."
+            f"{what}={n_units} is not divisible by n_columns={n_columns}: "
+            f"filters are split equally among columns."
         )
-    return n_units // n_columns
+    return sizes[0]
 
 
 @torch.no_grad()
@@ -96,12 +106,27 @@ def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: in
 
 
 class FactoredLayer(nn.Module):
-    """What predicted layers share: parameter counts and copying into a dense twin."""
+    """What predicted layers share: parameter counts and copying into a dense twin.
+
+    V is one Parameter of shape ``(C, n_atoms, m)`` when the columns have
+    ``m`` units each. When they cannot (the units split as
+    ``np.array_split`` does, the first ``r`` columns one unit larger), V
+    holds those ``r`` columns, ``(r, n_atoms, m + 1)``, and ``V_rest`` the
+    others, ``(C - r, n_atoms, m)``: every entry is a learned weight, and
+    each group runs in one batched product.
+    """
+
+    def _groups(self):
+        """``[(V, first column, end column)]``: V alone, or V and V_rest."""
+        if getattr(self, "V_rest", None) is None:
+            return [(self.V, 0, self.n_columns)]
+        r = self.V.shape[0]
+        return [(self.V, 0, r), (self.V_rest, r, self.n_columns)]
 
     @property
     def n_dynamic_params(self) -> int:
         """Learned weights (V), biases excluded: sum_c n_atoms * units_c."""
-        return self.V.numel()
+        return sum(V.numel() for V, _, _ in self._groups())
 
     @property
     def n_static_params(self) -> int:
@@ -116,9 +141,11 @@ class FactoredLayer(nn.Module):
         ``||U_c v||^2 = v^T (U_c^T U_c) v``: the norms come from the small
         Gram matrices of each column's dictionary, without materialising W.
         """
-        norms = torch.einsum("cam,cab,cbm->cm", self.V, self._gram(), self.V).clamp_min(0).sqrt()
-        scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
-        self.V.mul_(scale[:, None, :])
+        gram = self._gram()
+        for V, c0, c1 in self._groups():
+            norms = torch.einsum("cam,cab,cbm->cm", V, gram[c0:c1], V).clamp_min(0).sqrt()
+            scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
+            V.mul_(scale[:, None, :])
 
     def _gram(self) -> Tensor:
         """U_c^T U_c per column. For a fixed U it is cached in the
@@ -135,15 +162,34 @@ class FactoredLayer(nn.Module):
         return self._gram_cache
 
     def _make_parameters(self, n_units: int, bias: bool, factory_kwargs: dict) -> None:
-        """V (one block per column) and the bias, then their initial values."""
-        self.V = nn.Parameter(
-            torch.empty(self.n_columns, self.n_atoms, self.units_per_column, **factory_kwargs)
-        )
+        """V (one block per column; V and V_rest for uneven columns) and the
+        bias, then their initial values."""
+        sizes = self.column_sizes
+        larger = sizes.count(sizes[0])
+        self.V = nn.Parameter(torch.empty(larger, self.n_atoms, sizes[0], **factory_kwargs))
+        if larger < len(sizes):
+            self.V_rest = nn.Parameter(torch.empty(len(sizes) - larger, self.n_atoms,
+                                                   sizes[-1], **factory_kwargs))
+        else:
+            self.register_parameter("V_rest", None)
         if bias:
             self.bias = nn.Parameter(torch.empty(n_units, **factory_kwargs))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+
+    def _init_groups(self, dictionaries: Tensor, fan_in: int,
+                     generator: Optional[torch.Generator]) -> None:
+        groups = self._groups()
+        if len(groups) == 1:
+            init_factored_(self.V, self.bias, dictionaries, fan_in, generator)
+            return
+        for V, c0, c1 in groups:
+            init_factored_(V, None, dictionaries[c0:c1], fan_in, generator)
+        if self.bias is not None:
+            b = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            with torch.no_grad():
+                self.bias.uniform_(-b, b, generator=generator)
 
     @torch.no_grad()
     def _fill_dense(self, dense: nn.Module) -> nn.Module:
@@ -157,7 +203,8 @@ class FactoredLayer(nn.Module):
 class PredictedLinear(FactoredLayer):
     r"""Dense layer with predicted weights, ``y = x W + b`` with ``W = U V``.
 
-    Hidden units are split equally among ``C`` columns; column ``c`` has a fixed
+    Hidden units are split among ``C`` columns as evenly as ``np.array_split``
+    splits them; column ``c`` has a fixed
     dictionary ``U_c`` (``in_features x n_atoms``, a buffer: never trained) and
     learned coefficients ``V_c`` (``n_atoms x out_features / C``, a Parameter).
 
@@ -176,7 +223,7 @@ class PredictedLinear(FactoredLayer):
     in_features
         size of each input sample.
     out_features
-        size of each output sample (divisible by the number of columns).
+        size of each output sample (at least the number of columns).
     dictionaries
         ``(C, in_features, n_atoms)`` or ``(in_features, n_atoms)``
         array/tensor, or a list of ``(in_features, n_atoms)`` arrays.
@@ -191,7 +238,10 @@ class PredictedLinear(FactoredLayer):
         fixed dictionaries, buffer of shape ``(in_features, C * n_atoms)``
         (column ``c`` is the slice ``[:, c*a:(c+1)*a]``).
     V
-        learned coefficients, Parameter of shape ``(C, n_atoms, out_features / C)``.
+        learned coefficients, Parameter of shape ``(C, n_atoms, out_features / C)``
+        (with uneven columns, the larger ones; see :class:`FactoredLayer`).
+    V_rest
+        None, or with uneven columns the smaller columns' coefficients.
     bias
         Parameter of shape ``(out_features,)`` or None.
     """
@@ -218,7 +268,10 @@ class PredictedLinear(FactoredLayer):
         self.out_features = int(out_features)
         self.n_columns = U.shape[0]
         self.n_atoms = U.shape[2]
-        self.units_per_column = split_units(self.out_features, self.n_columns)
+        self.column_sizes = column_sizes(self.out_features, self.n_columns)
+        # units of every column when they split equally, else None
+        self.units_per_column = (self.column_sizes[0] if len(set(self.column_sizes)) == 1
+                                 else None)
         self.path = path
         U_flat = U.permute(1, 0, 2).reshape(in_features, -1).contiguous()
         self._register_dictionary(U_flat)
@@ -261,7 +314,7 @@ class PredictedLinear(FactoredLayer):
         row norm of its U, so any dictionary starts from a W distributed like
         a default dense layer's. The bias is drawn as in ``nn.Linear``.
         """
-        init_factored_(self.V, self.bias, self.dictionaries, self.in_features, generator)
+        self._init_groups(self.dictionaries, self.in_features, generator)
 
     def _costs(self, batch: Optional[int]) -> dict:
         """Multiply-adds per sample of each way to run the layer.
@@ -290,9 +343,14 @@ class PredictedLinear(FactoredLayer):
         return x @ self.U
 
     def _weight_in_out(self) -> Tensor:
-        """W as (in_features, out_features), one batched matmul for all columns."""
-        W = torch.bmm(self.dictionaries, self.V)  # (C, in, m)
-        return W.permute(1, 0, 2).reshape(self.in_features, self.out_features)
+        """W as (in_features, out_features), one batched matmul for all
+        columns (one per group of equal columns)."""
+        U = self.dictionaries
+        parts = []
+        for V, c0, c1 in self._groups():
+            W = torch.bmm(U[c0:c1], V)  # (c, in, m)
+            parts.append(W.permute(1, 0, 2).reshape(self.in_features, -1))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     @property
     def weight(self) -> Tensor:
@@ -358,7 +416,9 @@ class PredictedLinear(FactoredLayer):
             out = z @ self.V[0]
         else:
             z = z.view(B, self.n_columns, self.n_atoms).transpose(0, 1)
-            out = torch.bmm(z, self.V).transpose(0, 1).reshape(B, self.out_features)
+            parts = [torch.bmm(z[c0:c1], V).transpose(0, 1).reshape(B, -1)
+                     for V, c0, c1 in self._groups()]
+            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*lead, self.out_features)
