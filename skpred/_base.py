@@ -24,7 +24,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from torch.nn import functional as F
 
 from ._validation import check_float32_range, validate_floats
-from . import _device, _distributed, _feeds, _lbfgs, _loop, _optim
+from . import _device, _distributed, _feeds, _lbfgs, _loop, _optim, _summary
 from .callbacks import (CatchInterrupt, EarlyStopping, History, IterationLog, ProgressBar,
                         TrainingResult, Validation, check_callbacks, wants_progress_bar)
 from ._persist import SaveMixin, TorchStateMixin
@@ -556,6 +556,24 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         if n_in != self.n_features_in_:
             raise ValueError(f"The file's network reads {n_in} features, but "
                              f"n_features_in_ is {self.n_features_in_}.")
+
+    def summary(self):
+        """A table of the fitted network's layers and parameter counts.
+
+        One row per weight layer, the output layer last: its kind, resolved
+        dictionary, columns and atoms, the alpha fraction asked for and the
+        share actually learned, and its dynamic (learned), static (fixed U)
+        and bias counts; ``trainable`` is what torch counts in
+        ``module_.parameters()``. Text in a terminal, an HTML table in a
+        notebook; ``pandas.DataFrame(est.summary().rows)`` for a DataFrame.
+
+        Returns
+        -------
+        summary : skpred._summary.ParameterSummary
+            ``rows`` (list of dict), ``totals`` (dict).
+        """
+        check_is_fitted(self)
+        return _summary.summarise(self)
 
     # --------------------------------------------------------------- predict
 

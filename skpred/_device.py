@@ -62,22 +62,29 @@ def has_room(n_bytes: int, device) -> bool:
     return n_bytes <= free // 2
 
 
-def reset_linear_(layer: nn.Module, generator: torch.Generator) -> None:
-    """Torch's default initialisation of ``nn.Linear``/``nn.Conv2d``, drawn
-    from a local generator: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
-    bias (what kaiming_uniform_ with a=sqrt(5) amounts to)."""
-    bound = 1.0 / math.sqrt(layer.weight[0].numel())
+def reset_linear_(layer: nn.Module, generator: torch.Generator, bound=None) -> None:
+    """Uniform initial weights and bias for ``nn.Linear``/``nn.Conv2d``, drawn
+    from a local generator: U(-bound, bound), by default torch's own
+    initialisation, ``bound = 1/sqrt(fan_in)`` (what kaiming_uniform_ with
+    a=sqrt(5) amounts to)."""
+    if bound is None:
+        bound = 1.0 / math.sqrt(layer.weight[0].numel())
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
         if layer.bias is not None:
             layer.bias.uniform_(-bound, bound, generator=generator)
 
 
-def reset_layer_(layer: nn.Module, generator: torch.Generator) -> None:
+def reset_layer_(layer: nn.Module, generator: torch.Generator, bound=None) -> None:
+    """A layer's initial weights from ``generator``: uniform on (-bound,
+    bound) for a dense layer; for a predicted one, V scaled so that W = U V
+    has that uniform's variance (``bound=None``: torch's defaults)."""
     if isinstance(layer, (nn.Linear, nn.Conv2d)):
-        reset_linear_(layer, generator)
-    else:
+        reset_linear_(layer, generator, bound)
+    elif bound is None:
         layer.reset_parameters(generator=generator)
+    else:
+        layer.reset_parameters(generator=generator, bound=bound)
 
 
 def untouched_global_rng():
@@ -87,27 +94,31 @@ def untouched_global_rng():
     return torch.random.fork_rng(devices=[])
 
 
-def seeded(make: Callable[[], nn.Module], generator: torch.Generator, device) -> nn.Module:
+def seeded(make: Callable[[], nn.Module], generator: torch.Generator, device,
+           bound=None) -> nn.Module:
     """``make()`` a layer on the CPU, draw its weights from ``generator``, move it.
 
     The local generator is a CPU one, so weights are always drawn on the CPU:
     the same seed gives the same initial weights on every device, and a
     CUDA tensor never meets a CPU generator. The constructor's own default
     initialisation runs with the global random state saved and restored.
+    ``bound``: see :func:`reset_layer_`.
     """
     with untouched_global_rng():
         layer = make()
-    reset_layer_(layer, generator)
+    reset_layer_(layer, generator, bound)
     return layer.to(device)
 
 
 def seeded_network(make: Callable[[], nn.Module], generator: torch.Generator,
-                   device) -> nn.Module:
+                   device, output_bound=None) -> nn.Module:
     """``make()`` a network around layers already built (and seeded), draw
-    its output layer from ``generator`` on the CPU, move it to ``device``."""
+    its output layer from ``generator`` on the CPU (uniform on
+    ``(-output_bound, output_bound)``, torch's default with None), move it
+    to ``device``."""
     with untouched_global_rng():
         module = make()
-    reset_linear_(module.output, generator)
+    reset_linear_(module.output, generator, output_bound)
     return module.to(device)
 
 

@@ -12,7 +12,7 @@ from ._base import (CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifie
 from ._dictionary import layer_dictionary
 from ._kinds import kind_names, needs_data, needs_grid
 from ._layers import AUTO_MIN_INPUTS, dense_layer, layer_record, per_layer, resolve_layer_specs
-from .nn._mlp import ACTIVATIONS, PredictedMLP, max_norm_
+from .nn._mlp import ACTIVATIONS, PredictedMLP, glorot_bound, max_norm_
 
 __all__ = ["PredictedMLPClassifier", "PredictedMLPRegressor", "PAPER_MLP_SETTINGS"]
 
@@ -188,7 +188,9 @@ class _MLPNetwork:
         for i, spec in enumerate(specs):
             make, built = self._make_layer(i, spec, n_in, inputs_t, rng, device,
                                            context["weights"], context["dp"])
-            layer = _device.seeded(make, generator, device)
+            # scikit-learn's Glorot initialisation (V scaled for W = U V)
+            layer = _device.seeded(make, generator, device,
+                                   bound=glorot_bound(n_in, spec["units"], self.activation))
             was_pretrained = i in pretrained and not interrupted
             if was_pretrained:
                 # Ctrl-C (warned once, in the loop) ends pretraining here and
@@ -216,7 +218,8 @@ class _MLPNetwork:
             else:
                 inputs_t = None  # nothing above reads this layer's activations
         module = _device.seeded_network(
-            lambda: PredictedMLP(hidden, n_outputs, self.activation), generator, device)
+            lambda: PredictedMLP(hidden, n_outputs, self.activation), generator, device,
+            output_bound=glorot_bound(n_in, n_outputs, self.activation))
         return module, dictionaries, dict(layers_=layers, _interrupted=interrupted,
                                           _history=history)
 
@@ -433,8 +436,13 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     A ``fit`` or ``partial_fit`` that raises leaves the estimator as it was
     (unfitted, if it was). Ctrl-C stops the whole fit, pretraining included,
     keeps what was trained with one warning, and leaves a usable model.
-    Layers are initialised on the CPU from the seeded generator and then
-    moved to the device, so a seed gives the same initial weights on every
+    Weights and biases start from scikit-learn's Glorot uniform
+    initialisation, ``U(-b, b)`` with ``b = sqrt(6 / (fan_in + fan_out))``
+    (2 instead of 6 for "logistic"), on every layer; a predicted layer's V
+    is drawn so that ``W = U V`` has that distribution's variance (each
+    column's V uniform, its bound divided by the root mean squared row norm
+    of the column's U). Layers are initialised on the CPU from the seeded
+    generator and then moved to the device, so a seed gives the same initial weights on every
     device; torch's global random state is never used. Pickles hold the
     weights on the CPU and the optimizer's state, so training continues
     after a round trip exactly as without it.

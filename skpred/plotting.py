@@ -54,50 +54,77 @@ def plot_features(components, patch_shape, *, n_cols=None, fig=None, title=None)
     return fig
 
 
-def plot_history(history, *, ax=None, score=True):
-    """Training curves from an estimator's ``history_``.
+def _phase_kind(phase):
+    """Panels of plot_history: pretraining phases (a reconstruction MSE)
+    share one; every other phase (fine-tuning, RICA) has its own."""
+    return "pretraining (reconstruction MSE)" if phase.startswith("pretrain") else phase
 
-    One line of training loss per phase (each pretrained layer, then
-    fine-tuning) against the epoch counted over the whole fit, the
-    validation loss beside it when there was one, and the validation score
-    on a second axis.
+
+def plot_history(history, *, fig=None, score=True):
+    """Training curves from an estimator's ``history_``, one panel per kind
+    of loss.
+
+    Pretraining phases (each layer's reconstruction MSE) share the first
+    panel; fine-tuning (cross-entropy or squared error) has its own, with
+    the validation loss beside the training loss when there was one and
+    the validation score on a right-hand axis. The x axis counts epochs
+    over the whole fit. Legends sit outside the curves, right of each
+    panel, and the layout is tightened so that no label is cut off.
 
     Parameters
     ----------
     history : list of dict or a fitted estimator
         ``est.history_`` (or ``est`` itself).
-    ax : matplotlib Axes or None
+    fig : matplotlib Figure or None
+        Drawn into (cleared first); a new figure when None.
     score : bool
         Draw the validation score (right axis) when the history has one.
 
     Returns
     -------
-    ax : matplotlib Axes
+    axes : list of matplotlib Axes
+        One per panel, in the order of the phases.
     """
     import matplotlib.pyplot as plt
 
     history = getattr(history, "history_", history)
     if not history:
         raise ValueError("history is empty: fit the estimator first.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    phases = list(dict.fromkeys(r["phase"] for r in history))
+    kinds = list(dict.fromkeys(_phase_kind(r["phase"]) for r in history))
+    if fig is None:
+        fig = plt.figure(figsize=(7.5, 2.8 * len(kinds)))
+    else:
+        fig.clear()
+    axes = fig.subplots(len(kinds), 1, squeeze=False)[:, 0].tolist()
     step = np.arange(1, len(history) + 1)
-    for phase in phases:
-        rows = [i for i, r in enumerate(history) if r["phase"] == phase]
-        ax.plot(step[rows], [history[i]["train_loss"] for i in rows], label=f"{phase}: train loss")
-        valid = [i for i in rows if history[i].get("valid_loss") is not None]
-        if valid:
-            ax.plot(step[valid], [history[i]["valid_loss"] for i in valid], "--",
-                    label=f"{phase}: validation loss")
-    ax.set_xlabel("epoch (whole fit)")
-    ax.set_ylabel("loss")
-    scored = [i for i, r in enumerate(history) if r.get("valid_score") is not None]
-    if score and scored:
-        right = ax.twinx()
-        right.plot(step[scored], [history[i]["valid_score"] for i in scored], ":", color="k",
-                   label="validation score")
-        right.set_ylabel("validation score")
-        right.legend(loc="upper right", fontsize="small")
-    ax.legend(loc="upper center", fontsize="small")
-    return ax
+    for ax, kind in zip(axes, kinds):
+        phases = [p for p in dict.fromkeys(r["phase"] for r in history) if _phase_kind(p) == kind]
+        for phase in phases:
+            rows = [i for i, r in enumerate(history) if r["phase"] == phase]
+            ax.plot(step[rows], [history[i]["train_loss"] for i in rows],
+                    label=f"{phase}: train loss")
+            valid = [i for i in rows if history[i].get("valid_loss") is not None]
+            if valid:
+                ax.plot(step[valid], [history[i]["valid_loss"] for i in valid], "--",
+                        label=f"{phase}: validation loss")
+        ax.set_title(kind, fontsize="medium")
+        ax.set_ylabel("loss")
+        handles, labels = ax.get_legend_handles_labels()
+        scored = [i for i, r in enumerate(history)
+                  if r.get("valid_score") is not None and _phase_kind(r["phase"]) == kind]
+        if score and scored:
+            right = ax.twinx()
+            right.plot(step[scored], [history[i]["valid_score"] for i in scored], ":",
+                       color="k", label="validation score")
+            right.set_ylabel("validation score")
+            more_handles, more_labels = right.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
+            # the legend goes right of the score axis's labels
+            ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.15, 1.0),
+                      fontsize="small", frameon=False)
+        else:
+            ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      fontsize="small", frameon=False)
+    axes[-1].set_xlabel("epoch (whole fit)")
+    fig.tight_layout()
+    return axes

@@ -363,7 +363,8 @@ def _positive_tuple(n):
 
 # The param-test networks: MLP with one hidden layer of 8 units, conv net
 # with one conv layer of 4 filters and one dense layer of 8 units; RICA with
-# 4 components. n_columns must divide each layer's units.
+# 4 components. n_columns must divide each conv layer's filters, and be at
+# most each layer's units.
 _PARAM_MAKERS = {
     "KernelDictionary": lambda **p: SPECS["KernelDictionary"].make(**p),
     "PredictedMLPClassifier": lambda **p: SPECS["PredictedMLPClassifier"].make(**p),
@@ -403,7 +404,7 @@ _INVALID_PARAMS = {
         st.integers(-3, 0), st.just(0.5), st.just("bogus"),
         {"KernelDictionary": st.sampled_from(["auto", None]),
          "PredictedRICA": st.sampled_from([3, 5, 8, "auto"]),  # must divide 4
-         "PredictedMLPClassifier": st.sampled_from([3, 5, 16, None]),  # must divide 8
+         "PredictedMLPClassifier": st.sampled_from([9, 16, None]),  # at most 8 units
          # must divide the conv net's 4 filters and 8 dense units
          "PredictedConvNetClassifier": st.sampled_from([3, 8, None]),
          }[name]),

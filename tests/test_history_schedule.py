@@ -61,11 +61,29 @@ def test_plot_history_draws_each_phase(digits):
 
     est = _fit(*digits, hidden_layer_sizes=(32, 32), pretrain=True, pretrain_epochs=2,
                early_stopping=True)
-    ax = plot_history(est)
-    labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["pretrain layer 1: train loss", "pretrain layer 2: train loss",
-                      "fine-tune: train loss", "fine-tune: validation loss"]
-    np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), est.loss_curve_)
+    # Catches: the reconstruction MSE on the same axis as the cross-
+    # entropy, a legend drawn over the curves, or a label cut off by the
+    # figure's edge (the notebook complaints).
+    pretrain, tune = plot_history(est)
+    assert [line.get_label() for line in pretrain.get_lines()] == [
+        "pretrain layer 1: train loss", "pretrain layer 2: train loss"]
+    assert [line.get_label() for line in tune.get_lines()] == [
+        "fine-tune: train loss", "fine-tune: validation loss"]
+    np.testing.assert_allclose(tune.get_lines()[0].get_ydata(), est.loss_curve_)
+    fig = tune.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    for ax in (pretrain, tune):
+        legend = ax.get_legend()
+        box = legend.get_window_extent(renderer)
+        assert box.x0 >= ax.get_window_extent(renderer).x1  # right of the curves
+        for artist in (ax.xaxis.label, ax.yaxis.label, legend):
+            extent = artist.get_window_extent(renderer)
+            assert extent.width == 0 or (extent.x0 >= page.x0 - 1 and extent.y0 >= page.y0 - 1
+                                         and extent.x1 <= page.x1 + 1)
+    # the validation score's legend entry sits in the fine-tuning legend
+    assert "validation score" in [t.get_text() for t in tune.get_legend().get_texts()]
     with pytest.raises(ValueError, match="history is empty"):
         plot_history([])
 

@@ -8,11 +8,14 @@ costs fewer multiply-adds over the epochs and no more memory than X
 (`_MLPNetwork._training_feed`).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 
 from skpred import _device, PredictedMLPClassifier, PredictedMLPRegressor
 from skpred._base import TorchEstimatorBase
@@ -207,8 +210,12 @@ def test_pooled_training_with_early_stopping_and_regression(digits):
     X, y = digits
     clf = _est(early_stopping=True, max_iter=15).fit(X, y)
     assert clf.score(X, y) > 0.8
-    reg = PredictedMLPRegressor(hidden_layer_sizes=(20,), max_iter=30, random_state=0)
-    reg.fit(X, (y == 3).astype(float))
+    reg = PredictedMLPRegressor(hidden_layer_sizes=(20,), max_iter=200, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, (y == 3).astype(float))
+    # training R^2 over seeds 0-3: 0.64-0.69 (Glorot's initialisation
+    # needs more than the 30 epochs torch's default did)
     assert reg.score(X, (y == 3).astype(float)) > 0.3
 
 

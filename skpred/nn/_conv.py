@@ -149,9 +149,11 @@ class PredictedConv2d(FactoredLayer):
         """View of U as ``(C, in_channels*kh*kw, n_atoms)``."""
         return self.U.view(self.n_columns, self.n_atoms, self.fan_in).transpose(1, 2)
 
-    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
-        """Draw V so the filters have ``nn.Conv2d``'s default initial variance."""
-        init_factored_(self.V, self.bias, self.dictionaries, self.fan_in, generator)
+    def reset_parameters(self, generator: Optional[torch.Generator] = None,
+                         bound: Optional[float] = None) -> None:
+        """Draw V so the filters have the variance of U(-bound, bound)
+        (default: ``nn.Conv2d``'s, ``1/sqrt(fan_in)``)."""
+        init_factored_(self.V, self.bias, self.dictionaries, self.fan_in, generator, bound)
 
     @property
     def weight(self) -> Tensor:

@@ -87,18 +87,23 @@ def split_units(n_units: int, n_columns: int, what: str = "out_features") -> int
 
 @torch.no_grad()
 def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: int,
-                   generator: Optional[torch.Generator] = None) -> None:
-    """Draw V (and the bias) so that W = U V has torch's default variance.
+                   generator: Optional[torch.Generator] = None,
+                   bound: Optional[float] = None) -> None:
+    """Draw V (and the bias) so that W = U V has the variance of a dense
+    layer drawn from U(-bound, bound).
 
-    ``U_cols`` has shape (C, n_rows, n_atoms), ``V`` (C, n_atoms, m). Torch's
-    dense layers draw W from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); since
-    Var(W_ij) = sum_k U_ik^2 Var(V), each column's V is uniform with that
-    bound divided by the root mean squared row norm of its U. The bias is
-    drawn as torch's.
+    ``U_cols`` has shape (C, n_rows, n_atoms), ``V`` (C, n_atoms, m). The
+    default ``bound`` is torch's, ``1/sqrt(fan_in)``; the estimators pass
+    Glorot's (:func:`skpred.nn.glorot_bound`). Since Var(W_ij) = sum_k
+    U_ik^2 Var(V), each column's V is uniform with that bound divided by
+    the root mean squared row norm of its U. The bias is U(-bound, bound).
     """
     row_energy = (U_cols.detach() ** 2).sum(-1).mean(-1)  # (C,)
     row_energy = torch.where(row_energy > 0, row_energy, torch.ones_like(row_energy))
-    b = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    if bound is not None:
+        b = float(bound)
+    else:
+        b = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     V.uniform_(-1.0, 1.0, generator=generator)
     V.mul_((b / row_energy.sqrt()).to(V)[:, None, None])
     if bias is not None:
@@ -179,15 +184,15 @@ class FactoredLayer(nn.Module):
         self.reset_parameters()
 
     def _init_groups(self, dictionaries: Tensor, fan_in: int,
-                     generator: Optional[torch.Generator]) -> None:
+                     generator: Optional[torch.Generator], bound: Optional[float]) -> None:
         groups = self._groups()
         if len(groups) == 1:
-            init_factored_(self.V, self.bias, dictionaries, fan_in, generator)
+            init_factored_(self.V, self.bias, dictionaries, fan_in, generator, bound)
             return
         for V, c0, c1 in groups:
-            init_factored_(V, None, dictionaries[c0:c1], fan_in, generator)
+            init_factored_(V, None, dictionaries[c0:c1], fan_in, generator, bound)
         if self.bias is not None:
-            b = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            b = bound if bound is not None else 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             with torch.no_grad():
                 self.bias.uniform_(-b, b, generator=generator)
 
@@ -307,14 +312,17 @@ class PredictedLinear(FactoredLayer):
                              spec["n_atoms"])
         return n_in * C * a + a * n_out + bias_numel(spec, n_out)
 
-    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
-        """Draw V so that W = U V has ``torch.nn.Linear``'s initial variance.
+    def reset_parameters(self, generator: Optional[torch.Generator] = None,
+                         bound: Optional[float] = None) -> None:
+        """Draw V so that W = U V has the initial variance of a dense layer
+        drawn from U(-bound, bound) (default: ``torch.nn.Linear``'s,
+        ``bound = 1/sqrt(in_features)``).
 
         Each column's V is uniform with a bound scaled by the mean squared
         row norm of its U, so any dictionary starts from a W distributed like
-        a default dense layer's. The bias is drawn as in ``nn.Linear``.
+        such a dense layer's. The bias is drawn from U(-bound, bound).
         """
-        self._init_groups(self.dictionaries, self.in_features, generator)
+        self._init_groups(self.dictionaries, self.in_features, generator, bound)
 
     def _costs(self, batch: Optional[int]) -> dict:
         """Multiply-adds per sample of each way to run the layer.
@@ -515,10 +523,11 @@ class LowRankLinear(PredictedLinear):
     def _register_dictionary(self, U_flat: Tensor) -> None:
         self.U = nn.Parameter(U_flat)
 
-    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+    def reset_parameters(self, generator: Optional[torch.Generator] = None,
+                         bound: Optional[float] = None) -> None:
         with torch.no_grad():
             self.U.normal_(0.0, 1.0 / math.sqrt(self.in_features), generator=generator)
-        super().reset_parameters(generator)
+        super().reset_parameters(generator, bound)
 
     @property
     def n_dynamic_params(self) -> int:

@@ -1,5 +1,6 @@
 """A multilayer perceptron whose hidden layers may be predicted."""
 
+import math
 from typing import List, Sequence
 
 import torch
@@ -7,7 +8,7 @@ from torch import Tensor, nn
 
 from ._spec import describable, layer_from_spec, layer_to_spec, spec_numel
 
-__all__ = ["PredictedMLP", "ACTIVATIONS", "max_norm_"]
+__all__ = ["PredictedMLP", "ACTIVATIONS", "max_norm_", "glorot_bound"]
 
 # One registry for the string option `activation`.
 # scikit-learn's names ("logistic" is also called "sigmoid", the name
@@ -19,6 +20,16 @@ ACTIVATIONS = {
     "relu": torch.relu,
     "tanh": torch.tanh,
 }
+
+
+def glorot_bound(fan_in: int, fan_out: int, activation: str) -> float:
+    """scikit-learn's MLP initialisation (Glorot and Bengio 2010): weights
+    and biases uniform on ``(-b, b)`` with ``b = sqrt(f / (fan_in +
+    fan_out))``, ``f`` 2 for the logistic activation and 6 for the others
+    (``BaseMultilayerPerceptron._init_coef``); the output layer takes the
+    hidden layers' activation's factor too."""
+    factor = 2.0 if activation in ("logistic", "sigmoid") else 6.0
+    return math.sqrt(factor / (fan_in + fan_out))
 
 
 @torch.no_grad()
