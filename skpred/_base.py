@@ -311,7 +311,9 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         if early:
             train_idx, val_idx = train_test_split(
                 np.arange(len(targets)), test_size=self.validation_fraction,
-                stratify=targets if is_classifier(self) and targets.ndim == 1 else None,
+                # the user's labels: an error names the class that is too small
+                stratify=(self.classes_[targets] if is_classifier(self) and targets.ndim == 1
+                          else None),
                 random_state=rng,
             )
             if len(val_idx) < 2:
@@ -675,8 +677,8 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
         if set(classes.tolist()) != set(self.classes_.tolist()):
             raise ValueError(
                 f"warm_start can only be used where `y` has the same classes as in the "
-                f"previous call to fit. Previously got {self.classes_.tolist()}, `y` has "
-                f"{classes.tolist()}.")
+                f"previous call to fit. Previously got {np.asarray(self.classes_)}, `y` has "
+                f"{np.asarray(classes)}")
 
     def _task_weights(self, targets, partial):
         if self.class_weight is None:

@@ -139,12 +139,15 @@ def test_errors_as_sklearn(variant, digits):
     _same_error(lambda: MLPRegressor(early_stopping=True),
                 lambda: PredictedMLPRegressor(early_stopping=True, **ours),
                 lambda est: est.fit(X[:10], y[:10].astype(float)))
+    messages = []
     for make in (lambda: MLPClassifier((8,), warm_start=True, max_iter=2),
                  lambda: PredictedMLPClassifier((8,), warm_start=True, max_iter=2, **ours)):
         est = _quiet(make(), X[:200], y[:200])
         with pytest.raises(ValueError, match="warm_start can only be used where `y` has the "
-                                             "same classes"):
+                                             "same classes") as error:
             est.fit(X[:200], np.where(y[:200] == 9, 8, y[:200]))
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]  # word for word, the classes printed as numpy does
     with pytest.raises(ValueError, match=r"`y` has classes not in `self.classes_`"):
         PredictedMLPClassifier((8,), **ours).partial_fit(
             X[:50], y[:50], classes=np.arange(5)).partial_fit(X[:50], y[:50])
