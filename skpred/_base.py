@@ -70,7 +70,7 @@ CLASSIFIER_CONSTRAINTS = {
 def _stochastic_solver(est):
     """partial_fit exists for the minibatch solvers only (scikit-learn's
     AttributeError, so that ``hasattr(est, "partial_fit")`` is False)."""
-    if est.solver not in ("sgd", "adam"):
+    if est.solver == "lbfgs":
         raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                              f"{est.solver} is not stochastic.")
     return True
@@ -210,6 +210,12 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "module_")
+        if not first:
+            # scikit-learn validates only the first call; here every call is
+            # (set_params between calls must not reach the loop unchecked),
+            # and a change of the network's shape is refused as warm_start's.
+            self._validate_params()
+            self._check_architecture_unchanged("partial_fit")
         with all_or_nothing(self, () if first else self._in_place):
             X, y = self._validate_fit_data(X, y, reset=first)
             if first and is_classifier(self) and np.ndim(y) == 2:
@@ -228,16 +234,18 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
 
         return {name: norm(getattr(self, name)) for name in self._architecture_params}
 
-    def _check_architecture_unchanged(self):
+    def _check_architecture_unchanged(self, action="warm_start"):
         built = getattr(self, "_built_architecture", None)
         if built is None:
             return
         for name, value in self._architecture().items():
-            if value != built[name]:
+            if name in built and value != built[name]:
+                fix = ("set warm_start=False to build a new network" if action == "warm_start"
+                       else "call fit to build a new network")
+                what = "warm_start=True" if action == "warm_start" else "partial_fit"
                 raise ValueError(
-                    f"warm_start=True keeps the fitted network, but {name} changed from "
-                    f"{built[name]!r} to {value!r} since it was built; set warm_start=False "
-                    f"to build a new network.")
+                    f"{what} keeps the fitted network, but {name} changed from "
+                    f"{built[name]!r} to {value!r} since it was built; {fix}.")
 
     def _check_schedule(self):
         if self.learning_rate_decay != 1.0 and self.learning_rate != "decay":
@@ -403,6 +411,11 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             verbose=bool(self.verbose) and not wants_progress_bar(self.progress_bar,
                                                                   self.verbose))
 
+    def _optimizer_settings(self):
+        return dict(solver=self.solver, learning_rate_init=self.learning_rate_init,
+                    momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
+                    beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+
     def _train(self, data, epochs, partial):
         """Fine-tune the network for at most ``epochs`` epochs."""
         module = self.module_
@@ -412,11 +425,21 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             # Seeded alike, the ranks start from the same weights.
             data.dp.check_same_tensors("the initial weights",
                                        list(module.state_dict().values()), data.device)
+        settings = self._optimizer_settings()
+        if self._optimizer is not None and settings["solver"] != getattr(
+                self, "_optimizer_built_with", settings)["solver"]:
+            self._optimizer = None  # another solver: a new optimizer, its state lost
         if self._optimizer is None:
             self._optimizer = _optim.make_optimizer(
                 module, self.solver, self.learning_rate_init, momentum=self.momentum,
                 nesterovs_momentum=self.nesterovs_momentum, beta_1=self.beta_1,
                 beta_2=self.beta_2, epsilon=self.epsilon)
+        else:
+            # partial_fit after set_params: the new optimiser settings apply
+            # from this call on (the moments and momenta are kept)
+            _optim.update_optimizer(self._optimizer, getattr(self, "_optimizer_built_with",
+                                                             settings), settings)
+        self._optimizer_built_with = settings
         batch_size = resolve_batch_size(self.batch_size, data.X_t.shape[0])
         # What the loop reads (X, or X's fixed pooling) and its network.
         feed, forward = self._training_feed(module, data.X_t, epochs, batch_size)
@@ -476,6 +499,10 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                            else self._stopping_state[0])
         self.n_layers_ = len(self.module_.weight_layers()) + 1
         self._fit_dtype = np.dtype(data.dtype).name  # a name: files hold it
+        # the parameters of this fit (save writes these, not later set_params);
+        # callbacks are code, never saved
+        self._fit_params = {k: v for k, v in self.get_params(deep=False).items()
+                            if k != "callbacks"}
         if data.early:
             self.validation_scores_ = result.validation_scores
             self.best_validation_score_ = max(
@@ -696,12 +723,21 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
             unknown = [k for k in self.class_weight if k not in set(self.classes_.tolist())]
             if unknown:
                 raise ValueError(f"class_weight has labels that are not classes: {unknown}.")
+            for label, w in self.class_weight.items():
+                if (isinstance(w, bool) or not isinstance(w, (Real, np.number))
+                        or not np.isfinite(w) or w < 0 or w > np.finfo(np.float32).max):
+                    raise ValueError(f"class_weight of class {label!r} is {w!r}; a class weight "
+                                     f"must be a finite number >= 0.")
             per_class = compute_class_weight(self.class_weight, classes=self.classes_,
                                              y=self.classes_[targets])
         else:
             per_class = np.ones(len(self.classes_))
             per_class[present] = compute_class_weight(
                 "balanced", classes=self.classes_[present], y=self.classes_[targets])
+        if not (per_class[present] > 0).any():
+            raise ValueError(
+                f"class_weight gives weight 0 to every class in y "
+                f"({self.classes_[present].tolist()}): nothing would be learned.")
         return per_class[targets]
 
     def _target_tensor(self, targets, device):

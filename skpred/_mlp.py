@@ -1,5 +1,6 @@
 """PredictedMLPClassifier: the paper's MLP with predicted hidden layers."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -214,7 +215,19 @@ class _MLPNetwork:
             n_in = spec["units"]
             if i + 1 <= last_reader:
                 layer.eval()
-                inputs_t = _feeds.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+                try:
+                    outputs = _feeds.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+                except KeyboardInterrupt:
+                    # Ctrl-C between two layers ends pretraining as it does
+                    # inside one; the layers above are built from this pass,
+                    # so it is run to its end (one forward pass; a second
+                    # Ctrl-C cancels the fit and leaves the estimator as it was).
+                    if not interrupted:
+                        warnings.warn("Training interrupted by the user; keeping the weights "
+                                      "trained so far.", UserWarning)
+                    interrupted = True
+                    outputs = _feeds.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+                inputs_t = outputs
             else:
                 inputs_t = None  # nothing above reads this layer's activations
         module = _device.seeded_network(
@@ -434,8 +447,12 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     Notes
     -----
     A ``fit`` or ``partial_fit`` that raises leaves the estimator as it was
-    (unfitted, if it was). Ctrl-C stops the whole fit, pretraining included,
-    keeps what was trained with one warning, and leaves a usable model.
+    (unfitted, if it was). Ctrl-C during training (a layer's pretraining,
+    the activation pass between two pretrained layers, fine-tuning and its
+    validation) stops the whole fit, keeps what was trained with one
+    warning, and leaves a usable model; during the steps that train nothing
+    (checking the data, building a dictionary) it cancels the fit and
+    leaves the estimator as it was.
     Weights and biases start from scikit-learn's Glorot uniform
     initialisation, ``U(-b, b)`` with ``b = sqrt(6 / (fan_in + fan_out))``
     (2 instead of 6 for "logistic"), on every layer; a predicted layer's V
@@ -678,6 +695,8 @@ device_ :
 
     _parameter_constraints = {**TRAINING_CONSTRAINTS, **_MLPNetwork._network_constraints,
                               "loss": [StrOptions({"squared_error", "poisson"})]}
+    # the loss sets the output layer's activation (exp for Poisson)
+    _architecture_params = _MLPNetwork._architecture_params + ("loss",)
 
     def __init__(
         self,

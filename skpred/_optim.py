@@ -51,6 +51,24 @@ def make_optimizer(module, solver, learning_rate, *, momentum=0.9, nesterovs_mom
     raise ValueError(f"solver must be 'sgd' or 'adam', got {solver!r}.")
 
 
+def update_optimizer(optimizer, before, after):
+    """Apply the settings in ``after`` that differ from ``before`` to a live
+    optimizer of the same solver: ``learning_rate_init`` sets every group's
+    rate (a schedule's decay so far is replaced), ``momentum`` and
+    ``nesterovs_momentum`` SGD's, ``beta_1``, ``beta_2`` and ``epsilon``
+    Adam's. Its state (momenta, moments, step counts) is kept."""
+    for group in optimizer.param_groups:
+        if after["learning_rate_init"] != before["learning_rate_init"]:
+            group["lr"] = after["learning_rate_init"]
+            group["initial_lr"] = after["learning_rate_init"]
+        if isinstance(optimizer, torch.optim.SGD):
+            group["momentum"] = after["momentum"]
+            group["nesterov"] = bool(after["nesterovs_momentum"] and after["momentum"] > 0)
+        elif isinstance(optimizer, torch.optim.Adam):
+            group["betas"] = (after["beta_1"], after["beta_2"])
+            group["eps"] = after["epsilon"]
+
+
 LEARNING_RATES = ("constant", "invscaling", "adaptive", "decay")
 
 

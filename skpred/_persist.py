@@ -15,6 +15,7 @@ Core module: below the estimators (which import it for :class:`SaveMixin`
 and :class:`TorchStateMixin`); it imports none of them.
 """
 
+import hashlib
 import inspect
 import json
 import math
@@ -303,10 +304,35 @@ class _Encoder:
         raise ValueError(f"Cannot save {path} of type {type(v).__name__}.")
 
 
+def _equal(a, b):
+    """Parameter values compared as get_params reports them (lists and
+    tuples alike); anything that does not compare is different."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b
+
+
 def _state(est):
     device = getattr(est, "device_", None)
     state = est.__getstate__() if hasattr(est, "__getstate__") else dict(est.__dict__)
     state = {k: v for k, v in state.items() if k != "_sklearn_version"}
+    fitted_with = state.get("_fit_params")
+    if isinstance(fitted_with, dict):
+        # The file holds the fitted model with the parameters it was fitted
+        # with: a parameter changed since (set_params without a refit) would
+        # describe another network, or an invalid one, than the weights.
+        changed = sorted(k for k, v in fitted_with.items()
+                         if k in state and k != "callbacks" and not _equal(state[k], v))
+        if changed:
+            warnings.warn(
+                f"{type(est).__name__}.save: {', '.join(changed)} changed since the last fit; "
+                f"the file holds the fitted model with the values it was fitted with. Refit "
+                f"first to save the new ones.", UserWarning, stacklevel=3)
+        for k in changed:
+            state[k] = fitted_with[k]
     if state.get("callbacks") is not None:
         # callbacks are code, which the format does not carry (it never runs code)
         warnings.warn(f"{type(est).__name__}.save: callbacks are code and are not saved; the "
@@ -322,10 +348,21 @@ def _state(est):
 
 
 class _Decoder:
-    def __init__(self, tensors, device):
+    def __init__(self, tensors, device, allow_nonfinite=False):
         self.tensors = tensors
         self.device = device
+        self.allow_nonfinite = allow_nonfinite
         self.used = set()
+
+    def _finite(self, path, t):
+        """Weights and optimizer state that hold NaN or infinity are refused
+        (a model that predicts NaN), unless the caller allows them."""
+        if (not self.allow_nonfinite and t.is_floating_point()
+                and not bool(torch.isfinite(t).all())):
+            raise ValueError(
+                f"The file's tensor {path!r} holds NaN or infinite values; a model with such "
+                f"weights predicts NaN. skpred.load(path, allow_nonfinite=True) loads it anyway.")
+        return t
 
     def _take(self, path):
         if not isinstance(path, str) or path not in self.tensors:
@@ -360,6 +397,11 @@ class _Decoder:
                 raise ValueError("Corrupt array dtype in the file's metadata.") from None
             if dtype.kind not in "biuf":
                 raise ValueError("Corrupt array dtype in the file's metadata.")
+            if dtype.newbyteorder("=") != array.dtype.newbyteorder("="):
+                # the tensor's bytes are of another type than the array they
+                # were written from: reinterpreting them would be garbage
+                raise ValueError(f"The file's tensor {v['__array__']!r} is {array.dtype}, but "
+                                 f"its metadata says the array was {dtype}.")
             return array.astype(dtype, copy=True)
         if "__strarray__" in v:
             kind = v.get("dtype")
@@ -378,7 +420,7 @@ class _Decoder:
                 raise ValueError(
                     f"Corrupt device {v['__device__']!r} in the file's metadata.") from None
         if "__tensor__" in v:
-            return self._take(v["__tensor__"]).clone()
+            return self._finite(v["__tensor__"], self._take(v["__tensor__"])).clone()
         if "__generator__" in v:
             g = torch.Generator()
             try:
@@ -397,6 +439,15 @@ class _Decoder:
                 raise ValueError("The weights in the file do not match its description of the "
                                  "network (their sizes differ).")
             module = layer_from_spec(v["__module__"], floats[0] if floats else None)
+            expected = module.state_dict()
+            for name, t in state.items():
+                want = expected.get(name)
+                if want is not None and t.dtype != want.dtype:
+                    raise ValueError(
+                        f"The file's tensor {prefix + '/' + name!r} is {t.dtype}, but the network "
+                        f"it describes holds {want.dtype} there (every weight of a network has "
+                        f"one floating dtype).")
+                self._finite(f"{prefix}/{name}", t)
             try:
                 module.load_state_dict(state, strict=True)
             except RuntimeError as exc:
@@ -474,18 +525,31 @@ def _restore(name, state):
     return est
 
 
+def _checksum(tensors, state_json):
+    """SHA-256 of the metadata's state and of every tensor (name, dtype,
+    shape, bytes, in name order): a byte changed anywhere after the file
+    was written is detected at load time, not loaded as other weights."""
+    digest = hashlib.sha256(state_json.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def save(est, path):
     """Write a fitted (or unfitted) skpred estimator to ``path`` (safetensors)."""
     encoder = _Encoder()
     state = encoder(_state(est), "state")
+    state_json = json.dumps(state, allow_nan=False)
     metadata = {"format": FORMAT, "version": VERSION, "class": type(est).__name__,
-                "state": json.dumps(state, allow_nan=False)}
+                "state": state_json, "sha256": _checksum(encoder.tensors, state_json)}
     if ESTIMATORS.get(type(est).__name__) is not type(est):
         raise ValueError(f"{type(est).__name__} is not a skpred estimator.")
     write_safetensors(path, encoder.tensors, metadata)
 
 
-def load(path, device=None):
+def load(path, device=None, *, allow_nonfinite=False):
     """Read an estimator written by ``est.save(path)``; no pickle is involved.
 
     Parameters
@@ -494,6 +558,10 @@ def load(path, device=None):
     device : str, torch.device or None, default=None
         Where torch modules go. None: the device the estimator was saved
         from when it is available here, else the CPU.
+    allow_nonfinite : bool, default=False
+        A file whose network weights or optimizer state hold NaN or
+        infinity is refused (its model would predict NaN); True loads it
+        anyway (to inspect a diverged model).
 
     Returns
     -------
@@ -504,8 +572,11 @@ def load(path, device=None):
     Raises
     ------
     ValueError
-        The file is not a skpred file, is corrupt, or its weights do not
-        match its parameters.
+        The file is not a skpred file, is corrupt (a tensor named twice,
+        bytes no tensor covers, a tensor of another dtype than the network
+        or array it belongs to), its weights do not match its parameters,
+        or they hold NaN or infinity (see ``allow_nonfinite``); the message
+        names the tensor and the rule.
     """
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
@@ -513,6 +584,11 @@ def load(path, device=None):
     if metadata.get("version") != VERSION:
         raise ValueError(f"{path} was written by format version {metadata.get('version')!r}; "
                          f"this skpred reads version {VERSION}.")
+    if "sha256" in metadata and (not isinstance(metadata.get("state"), str) or _checksum(
+            tensors, metadata["state"]) != metadata["sha256"]):
+        # (files from before the checksum have none, and load without it)
+        raise ValueError(f"{path} is corrupt: its contents do not match the SHA-256 checksum "
+                         f"written with it (bytes changed after it was saved).")
     try:
         state = json.loads(metadata["state"])
     except (KeyError, json.JSONDecodeError, RecursionError):
@@ -530,7 +606,7 @@ def load(path, device=None):
                       else torch.device("cpu"))
         except ValueError:
             target = torch.device("cpu")
-    decoder = _Decoder(tensors, target)
+    decoder = _Decoder(tensors, target, allow_nonfinite=allow_nonfinite)
     try:
         est = _restore(metadata.get("class"), decoder(state))
     except RecursionError:

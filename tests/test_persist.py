@@ -1,6 +1,7 @@
 """est.save / skpred.load: safetensors without pickle (issue 14)."""
 
 import json
+import re
 import os
 import struct
 import warnings
@@ -37,6 +38,15 @@ ESTIMATORS = {
     "zca": lambda: ZCAWhitening(),
     "encoder": lambda: ImageEncoder(image_shape=(8, 8), **CPU),
 }
+
+
+def _crafted(path):
+    """A saved file's tensors and metadata, as a forger would start from:
+    without the checksum (a crafted file simply omits it; the checks below
+    it must still hold)."""
+    tensors, meta = read_safetensors(path)
+    meta.pop("sha256", None)
+    return tensors, meta
 
 
 def _fit(est, X, y):
@@ -118,7 +128,7 @@ def test_our_files_are_safetensors_and_theirs_are_read(tmp_path):
 
 
 def _rewrite(path, edit_meta=None, edit_tensors=None, raw=None):
-    tensors, meta = read_safetensors(path)
+    tensors, meta = _crafted(path)
     if edit_meta:
         state = json.loads(meta["state"])
         edit_meta(meta, state)
@@ -232,7 +242,7 @@ def test_hostile_descriptions_are_refused_before_allocating(data, tmp_path):
     with pytest.raises(ValueError, match="sizes differ"):
         skpred.load(path)
     est.save(path)
-    tensors, meta = read_safetensors(path)
+    tensors, meta = _crafted(path)
     meta["state"] = "[" * 100000 + "]" * 100000
     write_safetensors(path, tensors, meta)
     with pytest.raises(ValueError, match="corrupt metadata"):
@@ -276,7 +286,7 @@ def test_randomly_corrupted_metadata_is_refused_or_changes_no_prediction(data, t
     expected_labels, expected_proba = est.predict(X), est.predict_proba(X)
     path = tmp_path / "m.st"
     est.save(path)
-    tensors, meta = read_safetensors(path)
+    tensors, meta = _crafted(path)
     original = json.loads(meta["state"])
     replacements = [None, -1, 0, 10 ** 12, 2.5, "x", [], {}, [1, 2], {"__tensor__": "nope"},
                     {"__tuple__": 3}, {"__dict__": [[1]]}, {"__array__": 5}, True]
@@ -330,7 +340,7 @@ def test_corrupt_device_attribute_is_refused_with_a_value_error(data, tmp_path, 
     est = _fit(PredictedMLPClassifier((16,), max_iter=1, **CPU), X, y)
     path = tmp_path / "m.st"
     est.save(path)
-    tensors, meta = read_safetensors(path)
+    tensors, meta = _crafted(path)
     assert meta["state"].count('{"__device__": "cpu"}') == 1
     meta["state"] = meta["state"].replace('{"__device__": "cpu"}',
                                           json.dumps({"__device__": device}))
@@ -499,3 +509,132 @@ def test_tensors_that_share_memory_are_written_apart(tmp_path):
     np.testing.assert_array_equal(back["x"].numpy(), np.arange(6.0))
     np.testing.assert_array_equal(back["y"].numpy(), np.arange(6.0, 12.0))
     assert back["e"].shape == (0,)
+
+
+def _rewrite_bytes(path, edit_header=None, edit_body=None):
+    """Rewrite a saved file's safetensors header (a dict) and/or data bytes."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header, body = json.loads(raw[8:8 + n]), bytearray(raw[8 + n:])
+    header["__metadata__"].pop("sha256", None)  # a forger's file has none
+    if edit_header:
+        edit_header(header)
+    if edit_body:
+        edit_body(header, body)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(body))
+
+
+def _saved(data, tmp_path, **params):
+    X, y = data
+    est = _fit(PredictedMLPClassifier((16,), max_iter=2, **CPU, **params), X, y)
+    path = tmp_path / "m.skpred"
+    est.save(path)
+    return est, path
+
+
+def test_a_tensor_relabelled_to_another_dtype_is_refused(data, tmp_path):
+    # Catches: F32 bytes relabelled I32 loading as integers converted to
+    # floats (predict_proba off by 0.9), for a network weight and for a
+    # fitted array alike. The message names the tensor and the rule.
+    _, path = _saved(data, tmp_path)
+
+    def relabel(suffix):
+        def edit(header):
+            name = next(k for k in header if k.endswith(suffix))
+            header[name]["dtype"] = "I32"
+        return edit
+
+    _rewrite_bytes(path, relabel("output.bias"))
+    with pytest.raises(ValueError, match=r"output.bias.*torch.int32.*float32"):
+        skpred.load(path)
+    _, path = _saved(data, tmp_path)
+    # a fitted array (classes_, int64): its bytes relabelled F64
+    tensors, _ = read_safetensors(path)
+    int_array = next(k for k, t in tensors.items() if t.dtype == torch.int64 and "/" not in k)
+
+    def to_float(header):
+        header[int_array]["dtype"] = "F64"
+
+    _rewrite_bytes(path, to_float)
+    with pytest.raises(ValueError, match=re.escape(repr(int_array)) + ".*float64.*int64"):
+        skpred.load(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_unless_allowed(data, tmp_path, value):
+    # Catches: a structurally valid file whose weights hold NaN loading into
+    # a model that predicts NaN. allow_nonfinite=True is the documented way
+    # to load such a file anyway.
+    est, path = _saved(data, tmp_path)
+
+    def poison(header, body):
+        name = next(k for k in header if k.endswith("output.bias"))
+        start, _ = header[name]["data_offsets"]
+        body[start:start + 4] = struct.pack("<f", value)
+
+    _rewrite_bytes(path, edit_body=poison)
+    with pytest.raises(ValueError, match=r"output.bias.*NaN or infinite.*allow_nonfinite"):
+        skpred.load(path)
+    loaded = skpred.load(path, allow_nonfinite=True)
+    assert not np.isfinite(loaded.module_.output.bias.detach().numpy()).all()
+
+
+@pytest.mark.parametrize("param, value", [
+    ("hidden_layer_sizes", (8,)), ("n_columns", 2), ("dictionary", "se"),
+    ("alpha_fraction", 0.5), ("activation", "tanh"), ("length_scale", 2.0), ("ridge", 0.5),
+    ("image_shape", (8, 8)), ("learning_rate_init", 0.5), ("max_iter", 7),
+])
+def test_set_params_then_save_writes_the_fitted_model(data, tmp_path, param, value):
+    # Catches: save writing parameters changed after fit (set_params without
+    # a refit), so that the file describes another network than its weights
+    # and load refuses it (or, for an optimiser setting, the file lies about
+    # how the model was trained). The file holds the fit-time values, with a
+    # warning naming what was left out.
+    X, y = data
+    est = _fit(PredictedMLPClassifier((16,), max_iter=2, **CPU), X, y)
+    before = est.get_params()
+    est.set_params(**{param: value})
+    path = tmp_path / "m.skpred"
+    with pytest.warns(UserWarning, match=f"{param} changed since the last fit"):
+        est.save(path)
+    loaded = skpred.load(path)
+    assert loaded.get_params()[param] == before[param]
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    assert est.get_params()[param] == value  # the estimator itself is untouched
+
+
+def test_any_byte_changed_after_saving_is_refused_or_harmless(data, tmp_path):
+    # Catches: a file whose bytes changed after it was written (a flipped
+    # bit on a disk, a truncated copy, bytes appended, a header field
+    # rewritten) loading as a model that predicts something else. 200 seeded
+    # corruptions anywhere in the file: each is refused with a ValueError or
+    # (never, with the checksum) loads the same model.
+    X, y = data
+    est, path = _saved(data, tmp_path)
+    expected = est.predict_proba(X)
+    raw = path.read_bytes()
+    rng = np.random.RandomState(0)
+    refused = 0
+    for i in range(200):
+        corrupt = bytearray(raw)
+        how = i % 4
+        if how == 0:  # flip one bit anywhere
+            at = rng.randint(len(corrupt))
+            corrupt[at] ^= 1 << rng.randint(8)
+        elif how == 1:  # truncate
+            corrupt = corrupt[:rng.randint(len(corrupt))]
+        elif how == 2:  # extend
+            corrupt += bytes(rng.randint(1, 64))
+        else:  # one byte of the data section set to a random value
+            at = rng.randint(len(raw) - 64, len(raw))
+            corrupt[at] = (corrupt[at] + rng.randint(1, 256)) % 256
+        path.write_bytes(bytes(corrupt))
+        try:
+            loaded = skpred.load(path)
+        except ValueError:
+            refused += 1
+            continue
+        np.testing.assert_array_equal(loaded.predict_proba(X), expected, err_msg=f"case {i}")
+    assert refused >= 190, refused  # a flip in JSON whitespace may be harmless

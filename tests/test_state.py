@@ -21,6 +21,7 @@ from skpred import (
     KernelDictionary,
     PredictedConvNetClassifier,
     PredictedMLPClassifier,
+    PredictedMLPRegressor,
     PredictedRICA,
     ZCAWhitening,
 )
@@ -298,3 +299,201 @@ def test_interrupt_while_building_an_ae_dictionary_leaves_the_estimator_unfitted
     with pytest.raises(KeyboardInterrupt):
         clf.fit(X, y)
     assert not hasattr(clf, "module_")
+
+
+# ------------------------------------------------ partial_fit after set_params
+
+
+@pytest.mark.parametrize("param, value", [
+    ("hidden_layer_sizes", (8,)), ("activation", "tanh"), ("dictionary", "se"),
+    ("alpha_fraction", 0.5), ("n_columns", 2),
+])
+def test_partial_fit_refuses_a_change_of_the_networks_shape(param, value, data):
+    # Catches: partial_fit silently training the old network after
+    # set_params changed its shape (fit with warm_start refuses it).
+    X, y = data
+    est = PredictedMLPClassifier((16,), max_iter=2, **CPU).fit(X, y)
+    before = est.predict_proba(X)
+    est.set_params(**{param: value})
+    with pytest.raises(ValueError, match=f"partial_fit keeps the fitted network, but {param}"):
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
+def test_regressor_partial_fit_refuses_another_loss(data):
+    # Catches: the Poisson loss applied to a network with an identity
+    # output (its predictions would be read through exp).
+    X, y = data
+    reg = PredictedMLPRegressor((8,), max_iter=2, **CPU).fit(X, y / 10.0)
+    reg.set_params(loss="poisson")
+    with pytest.raises(ValueError, match="but loss changed"):
+        reg.partial_fit(X, y / 10.0)
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(learning_rate_init=-1.0), "learning_rate_init"), (dict(batch_size=0), "batch_size"),
+    (dict(solver="rmsprop"), "solver"), (dict(momentum=2.0), "momentum"),
+])
+def test_partial_fit_validates_every_call(bad, name, data):
+    # Catches: scikit-learn's skipping of validation on later partial_fit
+    # calls letting an invalid value into the loop (batch_size=0 crashed with
+    # "range() arg 3 must not be zero"; a negative rate trained silently).
+    X, y = data
+    est = PredictedMLPClassifier((16,), max_iter=2, **CPU).fit(X, y)
+    before = est.predict_proba(X)
+    est.set_params(**bad)
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
+def test_partial_fit_applies_new_optimiser_settings(data):
+    # Catches: a new learning rate, momentum or solver ignored by partial_fit
+    # (the optimizer built on the first call kept its settings). Reference:
+    # the same partial_fit on a copy whose optimizer was rebuilt with the new
+    # settings and given the old one's state (what "takes effect, state
+    # kept" means), compared weight for weight.
+    import copy
+
+    X, y = data
+    est = PredictedMLPClassifier((16,), solver="sgd", max_iter=2, shuffle=False,
+                                 **CPU).fit(X, y)
+    est.set_params(learning_rate_init=0.5, momentum=0.5, nesterovs_momentum=False)
+    twin = copy.deepcopy(est)
+    state = twin._optimizer.state_dict()
+    twin._optimizer = torch.optim.SGD(
+        [{"params": g["params"]} for g in twin._optimizer.param_groups], lr=0.5, momentum=0.5)
+    twin._optimizer.load_state_dict({**state, "param_groups": [
+        {**g, "lr": 0.5, "momentum": 0.5, "nesterov": False}
+        for g in state["param_groups"]]})
+    twin._optimizer_built_with = twin._optimizer_settings()
+    est.partial_fit(X, y)
+    twin.partial_fit(X, y)
+    assert est._optimizer.param_groups[0]["lr"] == 0.5
+    for a, b in zip(est.module_.parameters(), twin.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # another solver: a new optimizer of that kind
+    est.set_params(solver="adam", learning_rate_init=1e-3).partial_fit(X, y)
+    assert isinstance(est._optimizer, torch.optim.Adam)
+
+
+# ------------------------------------------------------------ class weights
+
+
+@pytest.mark.parametrize("weights, match", [
+    ({0: -5.0}, "class_weight of class 0 is -5.0"),
+    ({1: float("nan")}, "class_weight of class 1 is nan"),
+    ({2: float("inf")}, "class_weight of class 2 is inf"),
+    ({0: "a"}, "class_weight of class 0"),
+    ({c: 0.0 for c in range(10)}, "weight 0 to every class"),
+])
+def test_class_weights_must_be_finite_non_negative_and_not_all_zero(weights, match, data):
+    # Catches: a negative weight accepted (the loss went to -18.2 and class
+    # 0's recall to 0), a NaN reported as "sample weights sum to zero".
+    X, y = data
+    est = PredictedMLPClassifier((16,), max_iter=2, class_weight=weights, **CPU)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "module_")
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+class _Interrupt(skpred.callbacks.Callback):
+    """Raises KeyboardInterrupt at one hook of one phase (a user's Ctrl-C)."""
+
+    def __init__(self, phase, hook):
+        self.phase, self.hook = phase, hook
+
+    def _maybe(self, loop, hook):
+        if loop.phase == self.phase and hook == self.hook:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, loop):
+        self._maybe(loop, "on_epoch_begin")
+
+    def on_batch_end(self, loop):
+        self._maybe(loop, "on_batch_end")
+
+    def on_epoch_end(self, loop):
+        self._maybe(loop, "on_epoch_end")
+
+
+@pytest.mark.parametrize("phase", ["pretrain layer 1", "pretrain layer 2", "fine-tune"])
+@pytest.mark.parametrize("hook", ["on_epoch_begin", "on_batch_end", "on_epoch_end"])
+def test_ctrl_c_at_any_hook_leaves_a_usable_model(phase, hook, data):
+    # Catches: a KeyboardInterrupt escaping fit, or an estimator left
+    # half-built, when the user presses Ctrl-C in any phase. One warning,
+    # a model that predicts.
+    X, y = data
+    est = PredictedMLPClassifier((16, 16), dictionary=("se", "emp"), pretrain=True,
+                                 pretrain_epochs=2, max_iter=3, callbacks=[_Interrupt(phase, hook)],
+                                 **CPU)
+    with pytest.warns(UserWarning, match="interrupted by the user") as caught:
+        est.fit(X, y)
+    assert sum("interrupted" in str(w.message) for w in caught) == 1
+    assert est.predict_proba(X).shape == (len(X), 10)
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
+def test_ctrl_c_between_pretrained_layers_leaves_a_usable_model(data, monkeypatch):
+    # Catches: Ctrl-C during the activation pass between two pretrained
+    # layers escaping fit and leaving the estimator unfitted (the docs
+    # promise a usable model with one warning).
+    from skpred import _feeds
+
+    X, y = data
+    real = _feeds.apply_in_batches
+    calls = {"n": 0}
+
+    def interrupted_once(fn, X_t, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(fn, X_t, *args, **kw)
+
+    monkeypatch.setattr(_feeds, "apply_in_batches", interrupted_once)
+    est = PredictedMLPClassifier((16, 16), dictionary=("se", "emp"), pretrain=True,
+                                 pretrain_epochs=2, max_iter=3, **CPU)
+    with pytest.warns(UserWarning, match="interrupted by the user"):
+        est.fit(X, y)
+    assert calls["n"] >= 2 and est.n_iter_ == 0  # fine-tuning skipped, as documented
+    assert [r["pretrained"] for r in est.layers_] == [True, False]
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
+def test_a_real_sigint_in_a_child_process_leaves_a_usable_model(tmp_path):
+    # Catches: a real SIGINT (not a simulated exception) escaping fit: the
+    # child sends itself SIGINT in its third fine-tuning epoch, then must
+    # print its predictions' shape and exit 0.
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, signal, warnings
+        import numpy as np
+        from sklearn.datasets import load_digits
+        from skpred import PredictedMLPClassifier
+        from skpred.callbacks import Callback
+
+        class SigInt(Callback):
+            def on_epoch_end(self, loop):
+                if loop.phase == "fine-tune" and loop.epoch == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        X, y = load_digits(return_X_y=True)
+        est = PredictedMLPClassifier((16,), max_iter=50, device="cpu", random_state=0,
+                                     callbacks=[SigInt()])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X / 16, y)
+        print(est.n_iter_, est.predict_proba(X).shape,
+              sum("interrupted" in str(w.message) for w in caught))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    n_iter, *_, warned = done.stdout.split()
+    assert int(n_iter) in (3, 4) and int(warned) == 1
+    assert "(1797, 10)" in done.stdout
