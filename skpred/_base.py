@@ -311,12 +311,13 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             generator = _device.torch_generator(rng)
         # as scikit-learn, early stopping applies to the stochastic solvers only
         early = self.early_stopping and self._solver() != "lbfgs"
-        X_t = _feeds.to_device(X, device)  # the one copy of X on the device
         y_t = self._target_tensor(targets, device)
         w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
                                                            device=device)
         X_val = y_val = w_val = None
-        if early:
+        if not early:
+            X_t = _feeds.to_device(X, device)  # the one copy of X on the device
+        else:
             train_idx, val_idx = train_test_split(
                 np.arange(len(targets)), test_size=self.validation_fraction,
                 # the user's labels: an error names the class that is too small
@@ -328,9 +329,15 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
             train_idx.sort()
-            X_val, y_val = _feeds.take_rows(X_t, val_idx), y_t[val_idx]
-            # the full copy is freed here
-            X_t, y_t = _feeds.take_rows(X_t, train_idx), y_t[train_idx]
+            # The one copy of X on the device, its training rows first: the
+            # training and validation sets are two views of it (no copy).
+            X_t = _feeds.to_device(X, device, order=np.concatenate([train_idx, val_idx]))
+            n_train = len(train_idx)
+            if isinstance(X_t, _feeds.SparseRows):  # CSR arrays: split apart (sparse, small)
+                X_t, X_val = X_t.take(slice(0, n_train)), X_t.take(slice(n_train, None))
+            else:
+                X_t, X_val = X_t[:n_train], X_t[n_train:]
+            y_val, y_t = y_t[val_idx], y_t[train_idx]
             if w_t is not None:
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
                 if not w_t.sum() > 0:
@@ -766,6 +773,12 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of training over (X, y), building the network on the first call.
+
+        Every call validates the parameters. After ``set_params``, a
+        parameter that shapes the network is a ValueError naming it; new
+        optimiser settings (``learning_rate_init``, ``momentum``, Adam's)
+        apply from this call, a new ``solver`` starts a new optimizer (see
+        the user guide's differences from scikit-learn).
 
         Parameters
         ----------

@@ -174,6 +174,11 @@ class SaveMixin:
         reads JSON and tensors, rebuilds the network from a fixed set of
         layer types and rejects a file whose weights do not match it. The
         file is written atomically: a failed save leaves ``path`` as it was.
+        A fitted estimator is saved with the parameters of its last fit: a
+        parameter changed since by ``set_params`` is not written (a warning
+        names it), so the file always describes the weights it holds. A
+        SHA-256 checksum lets :func:`skpred.load` refuse a file changed
+        after it was written.
 
         Parameters
         ----------

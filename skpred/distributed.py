@@ -97,6 +97,11 @@ def data_parallel(backend=None, timeout=300.0):
     try:
         with _distributed.activated(_distributed.DataParallel()):
             yield
+        if made:
+            # Every rank done with its collectives before any tears the group
+            # down (a rank leaving early is the suspected cause of a worker
+            # ending with SIGABRT, seen once in about 20 test runs).
+            dist.barrier()
     finally:
         if made:
             dist.destroy_process_group()

@@ -381,7 +381,9 @@ def test_a_failed_save_leaves_nothing_behind_and_the_old_file_intact(data, tmp_p
             raise failure
         monkeypatch.setattr(persist.os, "fsync", fail)
         with pytest.raises(type(failure)):
-            est.save(path)
+            est.save(path)  # overwriting: the old file stays
+        with pytest.raises(type(failure)):
+            est.save(tmp_path / "new.st")  # a new file: none is created
         monkeypatch.undo()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["m.st"]
         assert path.read_bytes() == before

@@ -6,11 +6,14 @@ _update_no_improvement_count`` (and, for ``learning_rate="adaptive"``,
 validation scores or training losses: not skpred's ``StoppingRule``.
 """
 import inspect
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron
 from sklearn.neural_network._stochastic_optimizers import SGDOptimizer
 
@@ -266,3 +269,38 @@ def test_the_rule_carries_over_partial_fit_calls_as_sklearn(digits):
     assert len(ours) == epochs == 8
     np.testing.assert_allclose(ours[1:], rates[:7], rtol=1e-12)
     assert ours[-1] == pytest.approx(0.1 / 25)  # divided twice, after calls 3 and 6
+
+
+def test_early_stopping_keeps_one_copy_of_x(monkeypatch):
+    # Catches: the validation split copied out of X on the device (peak
+    # memory 2x X, measured 2.01x before; benchmarks/
+    # bench_early_stopping_memory.py measures it): the training and
+    # validation rows must be two views of one tensor, holding exactly the
+    # rows train_test_split chose (training rows in their original order).
+    from skpred._base import TorchEstimatorBase
+
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16).astype(np.float32), y[:300]
+    X[:, 0] = np.arange(300) / 300  # a row id (the first pixel is always 0)
+    seen = {}
+    prepare = TorchEstimatorBase._prepare
+
+    def spy(self, *args, **kw):
+        data = prepare(self, *args, **kw)
+        seen["data"] = data
+        return data
+
+    monkeypatch.setattr(TorchEstimatorBase, "_prepare", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        PredictedMLPClassifier((8,), early_stopping=True, max_iter=2, random_state=0,
+                               device="cpu").fit(X, y)
+    data = seen["data"]
+    assert data.X_t.untyped_storage().data_ptr() == data.X_val.untyped_storage().data_ptr()
+    train = np.rint(data.X_t[:, 0].numpy() * 300).astype(int)
+    val = np.rint(data.X_val[:, 0].numpy() * 300).astype(int)
+    assert len(val) == 30 and np.all(np.diff(train) > 0)  # training rows in X's order
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(300))
+    np.testing.assert_array_equal(data.X_t.numpy(), X[train])
+    np.testing.assert_array_equal(data.X_val.numpy(), X[val])
+    np.testing.assert_array_equal(data.y_val.numpy(), y[val])
