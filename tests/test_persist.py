@@ -640,3 +640,31 @@ def test_any_byte_changed_after_saving_is_refused_or_harmless(data, tmp_path):
             continue
         np.testing.assert_array_equal(loaded.predict_proba(X), expected, err_msg=f"case {i}")
     assert refused >= 190, refused  # a flip in JSON whitespace may be harmless
+
+
+@pytest.mark.parametrize("forgery", ["gap", "overlap", "outside"])
+def test_data_bytes_must_be_covered_by_exactly_one_tensor(data, tmp_path, forgery):
+    # Catches: a header whose offsets leave bytes no tensor covers (room to
+    # smuggle data), make two tensors share bytes, or point past the end:
+    # the safetensors format forbids all three, and the file must be refused.
+    _, path = _saved(data, tmp_path)
+
+    def forge(header):
+        names = sorted((k for k in header if k != "__metadata__"),
+                       key=lambda k: header[k]["data_offsets"][0])
+        last = header[names[-1]]
+        start, end = last["data_offsets"]
+        if forgery == "gap":  # the last tensor moved 4 bytes on: 4 bytes uncovered
+            last["data_offsets"] = [start + 4, end + 4]
+        elif forgery == "overlap":  # the last tensor starts inside the one before
+            last["data_offsets"] = [start - 4, end - 4]
+        else:
+            last["data_offsets"] = [start, end + 1024]
+
+    def pad(header, body):
+        if forgery == "gap":
+            body.extend(b"\0" * 4)
+
+    _rewrite_bytes(path, forge, pad)
+    with pytest.raises(ValueError):
+        skpred.load(path)
