@@ -420,8 +420,14 @@ class _Interrupt(skpred.callbacks.Callback):
         self._maybe(loop, "on_epoch_end")
 
 
-@pytest.mark.parametrize("phase", ["pretrain layer 1", "pretrain layer 2", "fine-tune"])
-@pytest.mark.parametrize("hook", ["on_epoch_begin", "on_batch_end", "on_epoch_end"])
+_PHASES = ["pretrain layer 1", "pretrain layer 2", "fine-tune"]
+_HOOKS = ["on_epoch_begin", "on_batch_end", "on_epoch_end"]
+
+
+# every phase and every hook in the default run; the other 6 pairs are slow
+@pytest.mark.parametrize("phase, hook", [
+    pytest.param(p, h, marks=() if i == j else pytest.mark.slow)
+    for i, p in enumerate(_PHASES) for j, h in enumerate(_HOOKS)])
 def test_ctrl_c_at_any_hook_leaves_a_usable_model(phase, hook, data):
     # Catches: a KeyboardInterrupt escaping fit, or an estimator left
     # half-built, when the user presses Ctrl-C in any phase. One warning,
