@@ -9,12 +9,16 @@ import skpred  # noqa: E402
 
 project = "skpred"
 author = "skpred developers"
+copyright = "2026, skpred developers"
 release = version = skpred.__version__
 
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax served from the built site (copied into _static/mathjax), so
+    # the math renders without the internet
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",  # the Markdown pages (benchmarks, overview, development)
@@ -29,7 +33,9 @@ exclude_patterns = ["_build"]
 # names have none, and the links it builds are relative to the docs.
 suppress_warnings = ["sphinx_gallery.space_in_filename"]
 templates_path = ["_templates"]
-html_theme = "alabaster"
+# furo: a column wide enough for code, code blocks that scroll rather than
+# cut lines, and a dark mode
+html_theme = "furo"
 html_static_path = []
 
 sphinx_gallery_conf = {
