@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# The CPU build of PyTorch; pip takes it from the local wheel cache when present.
+# PyTorch 2.13.0 from pip's configured index (on the machines skpred is
+# developed on, the CPU build); TORCH="torch==2.13.0 --index-url
+# https://download.pytorch.org/whl/cpu" takes the CPU build from PyTorch's index.
 TORCH  ?= torch==2.13.0
 
 .PHONY: demo test test-all docs install clean
@@ -12,7 +14,7 @@ TORCH  ?= torch==2.13.0
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e ".[dev,examples,notebook,distributed]"
 	touch $(STAMP)
 
