@@ -24,10 +24,24 @@ def markdown(header, rows):
     return "\n".join(lines)
 
 
+def cpu_name():
+    """The CPU's model name and its widest vector instructions (Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.machine())
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    vector = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
+    return f"{name} ({vector}, {os.cpu_count()} cores)"
+
+
 def machine():
-    """Where the numbers were taken: CPU threads, torch and its device."""
+    """Where the numbers were taken: the CPU, torch's threads, torch and its device."""
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch "
+    return (f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch "
             f"{torch.__version__}" + (f", {gpu}" if gpu else ""))
 
 

@@ -1,4 +1,4 @@
-"""Rewrite the benchmark tables of the README and docs/benchmarks.md from
+"""Rewrite the benchmark tables of the README, docs/benchmarks.md and docs/choosing.md from
 benchmarks/results/*.json.
 
 Each table sits between ``<!-- bench: NAME -->`` and ``<!-- /bench -->``;
@@ -23,7 +23,8 @@ BLOCK = re.compile(r"(<!-- bench: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /ben
 
 def marked_files(root):
     """The files whose tables come from the benchmarks' JSON."""
-    return [os.path.join(root, "README.md"), os.path.join(root, "docs", "benchmarks.md")]
+    return [os.path.join(root, "README.md"), os.path.join(root, "docs", "benchmarks.md"),
+            os.path.join(root, "docs", "choosing.md")]
 
 
 def render(result):
