@@ -586,7 +586,8 @@ def test_non_finite_weights_are_refused_unless_allowed(data, tmp_path, value):
 @pytest.mark.parametrize("param, value", [
     ("hidden_layer_sizes", (8,)), ("n_columns", 2), ("dictionary", "se"),
     ("alpha_fraction", 0.5), ("activation", "tanh"), ("length_scale", 2.0), ("ridge", 0.5),
-    ("image_shape", (8, 8)), ("learning_rate_init", 0.5), ("max_iter", 7),
+    ("image_shape", (8, 8)), ("ae_n_components", 5), ("learning_rate_init", 0.5),
+    ("max_iter", 7),
 ])
 def test_set_params_then_save_writes_the_fitted_model(data, tmp_path, param, value):
     # Catches: save writing parameters changed after fit (set_params without

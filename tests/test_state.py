@@ -443,6 +443,32 @@ def test_ctrl_c_at_any_hook_leaves_a_usable_model(phase, hook, data):
     assert np.isfinite(est.predict_proba(X)).all()
 
 
+def test_ctrl_c_during_validation_keeps_the_best_epoch(data, monkeypatch):
+    # Catches: Ctrl-C while the held-out set is scored (early stopping)
+    # escaping fit, or leaving the weights of an unscored epoch: the fit
+    # ends with one warning and the best scored epoch's weights.
+    from skpred.callbacks import Validation
+
+    X, y = data
+    real = Validation.on_epoch_end
+    calls = {"n": 0}
+
+    def interrupted_third(self, loop):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, loop)
+
+    monkeypatch.setattr(Validation, "on_epoch_end", interrupted_third)
+    est = PredictedMLPClassifier((16,), early_stopping=True, max_iter=20, **CPU)
+    with pytest.warns(UserWarning, match="interrupted by the user"):
+        est.fit(X, y)
+    # three epochs trained, two scored (the restore of the best scored
+    # epoch's weights is tested in test_stopping.py)
+    assert len(est.validation_scores_) == 2 and est.n_iter_ == 3
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
 def test_ctrl_c_between_pretrained_layers_leaves_a_usable_model(data, monkeypatch):
     # Catches: Ctrl-C during the activation pass between two pretrained
     # layers escaping fit and leaving the estimator unfitted (the docs
