@@ -45,6 +45,10 @@ sphinx_gallery_conf = {
     "ignore_pattern": r"notebooks",
     "download_all_examples": False,
     "remove_config_comments": True,
+    # each API page lists the gallery examples that use its object
+    "backreferences_dir": "generated/backreferences",
+    "doc_module": ("skpred",),
+    "reference_url": {"skpred": None},
 }
 # SKPRED_DOCS_NO_GALLERY_RUN=1 builds the gallery pages without running the
 # examples (the tests run them); CI runs them.
