@@ -134,16 +134,17 @@ def plot(out):
     for i, source in enumerate(sources):
         shape = tuple(blocks[f"{source}_shape"])
         n = blocks[f"{source}_feature"].shape[1]
+        # the tiles left of 0.68 of the width, the curve (and its axis
+        # labels) right of 0.74: nothing overlaps
+        tiles = fig.add_gridspec(len(sources), 3 * n, left=0.02, right=0.68, wspace=0.15)
         for j in range(n):
             for k, part in enumerate(("feature", "kept", "prediction")):
-                ax = fig.add_subplot(len(sources), 3 * n + 3, i * (3 * n + 3) + 3 * j + k + 1)
+                ax = fig.add_subplot(tiles[i, 3 * j + k])
                 ax.imshow(blocks[f"{source}_{part}"][:, j].reshape(shape), cmap="gray")
                 ax.set_xticks([])
                 ax.set_yticks([])
-                if i == 0:
-                    ax.set_title(part[:4], fontsize=7)
-        ax = fig.add_subplot(len(sources), 3 * n + 3, (i + 1) * (3 * n + 3) - 1)
-        ax.set_position([0.78, 1 - (i + 0.85) / len(sources), 0.2, 0.7 / len(sources)])
+                ax.set_title(part[:4], fontsize=7)
+        ax = fig.add_axes([0.78, 1 - (i + 0.85) / len(sources), 0.2, 0.7 / len(sources)])
         pts = sorted((r["kept_fraction"], r["mean_relative_error"]) for r in rows if r["source"] == source)
         ax.plot(*zip(*pts), marker="o")
         ax.axhline(1.0, color="k", ls="--", lw=0.8)  # what predicting zeros scores
