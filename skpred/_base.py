@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context,
                           is_classifier)
@@ -310,7 +311,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
             device = _device.resolve_device(self.device)
             generator = _device.torch_generator(rng)
         # as scikit-learn, early stopping applies to the stochastic solvers only
-        early = self.early_stopping and self._solver() != "lbfgs"
+        early = self.early_stopping and self.solver != "lbfgs"
         y_t = self._target_tensor(targets, device)
         w_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32,
                                                            device=device)
@@ -329,14 +330,14 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
             train_idx.sort()
-            # The one copy of X on the device, its training rows first: the
-            # training and validation sets are two views of it (no copy).
-            X_t = _feeds.to_device(X, device, order=np.concatenate([train_idx, val_idx]))
-            n_train = len(train_idx)
-            if isinstance(X_t, _feeds.SparseRows):  # CSR arrays: split apart (sparse, small)
-                X_t, X_val = X_t.take(slice(0, n_train)), X_t.take(slice(n_train, None))
+            if sp.issparse(X):  # CSR arrays (small next to dense X): rows taken apart
+                X_t = _feeds.to_device(X, device)
+                X_val, X_t = X_t.take(val_idx), X_t.take(train_idx)
             else:
-                X_t, X_val = X_t[:n_train], X_t[n_train:]
+                # The one copy of X on the device, its training rows first: the
+                # training and validation sets are two views of it (no copy).
+                X_t = _feeds.to_device(X, device, order=np.concatenate([train_idx, val_idx]))
+                X_t, X_val = X_t[:len(train_idx)], X_t[len(train_idx):]
             y_val, y_t = y_t[val_idx], y_t[train_idx]
             if w_t is not None:
                 w_val, w_t = w_t[val_idx], w_t[train_idx]
@@ -346,7 +347,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                                w_val=w_val, dtype=X.dtype, early=early, n_outputs=n_outputs,
                                rng=rng, device=device, generator=generator, dp=dp,
                                user_callbacks=user_callbacks, interrupted=False)
-        if self._solver() == "lbfgs":
+        if self.solver == "lbfgs":
             self._check_lbfgs(data)
         return data
 
@@ -386,9 +387,6 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self.history_ = list(pretrain_history)
         self.n_iter_ = 0
 
-    def _solver(self):
-        return self.solver
-
     def _check_lbfgs(self, data):
         """What L-BFGS cannot run: it takes all its steps inside one torch call."""
         if data.dp is not None:
@@ -426,15 +424,15 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
     def _train(self, data, epochs, partial):
         """Fine-tune the network for at most ``epochs`` epochs."""
         module = self.module_
-        if self._solver() == "lbfgs":
+        if self.solver == "lbfgs":
             return self._train_lbfgs(data, epochs)
         if data.dp is not None:
             # Seeded alike, the ranks start from the same weights.
             data.dp.check_same_tensors("the initial weights",
                                        list(module.state_dict().values()), data.device)
         settings = self._optimizer_settings()
-        if self._optimizer is not None and settings["solver"] != getattr(
-                self, "_optimizer_built_with", settings)["solver"]:
+        before = getattr(self, "_optimizer_built_with", settings)  # files from before: as now
+        if self._optimizer is not None and settings["solver"] != before["solver"]:
             self._optimizer = None  # another solver: a new optimizer, its state lost
         if self._optimizer is None:
             self._optimizer = _optim.make_optimizer(
@@ -444,8 +442,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         else:
             # partial_fit after set_params: the new optimiser settings apply
             # from this call on (the moments and momenta are kept)
-            _optim.update_optimizer(self._optimizer, getattr(self, "_optimizer_built_with",
-                                                             settings), settings)
+            _optim.update_optimizer(self._optimizer, before, settings)
         self._optimizer_built_with = settings
         batch_size = resolve_batch_size(self.batch_size, data.X_t.shape[0])
         # What the loop reads (X, or X's fixed pooling) and its network.
@@ -502,7 +499,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self.t_ = self._samples_seen
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = (None if data.early or self._stopping_state is None
-                           or self._solver() == "lbfgs"
+                           or self.solver == "lbfgs"
                            else self._stopping_state[0])
         self.n_layers_ = len(self.module_.weight_layers()) + 1
         self._fit_dtype = np.dtype(data.dtype).name  # a name: files hold it

@@ -89,15 +89,16 @@ def to_device(X, device, dtype=torch.float32, order=None, chunk=8192):
     """Copy an array to the device once, converting straight to ``dtype``.
 
     A float64 array is never copied to float64 first: ``torch.tensor`` with a
-    target dtype converts while copying. ``order`` (row indices) copies the
-    rows in that order, a chunk at a time into the one device tensor (no
-    second copy of X, as ``X[order]`` would make). A scipy sparse matrix
-    becomes a :class:`SparseRows` (its CSR arrays on the device, densified
-    by batch; ``order`` is applied to the CSR arrays).
+    target dtype converts while copying. ``order`` (row indices, dense X
+    only) copies the rows in that order, a chunk at a time into the one
+    device tensor (no second copy of X, as ``X[order]`` would make). A scipy
+    sparse matrix becomes a :class:`SparseRows` (its CSR arrays on the
+    device, densified by batch; :meth:`SparseRows.take` selects rows).
     """
     if sp.issparse(X):
-        rows = SparseRows.from_scipy(X, device, dtype)
-        return rows if order is None else rows.take(order)
+        if order is not None:
+            raise ValueError("to_device: order is for dense X; take rows of the SparseRows.")
+        return SparseRows.from_scipy(X, device, dtype)
     if order is None:
         return torch.tensor(X, dtype=dtype, device=device)
     out = torch.empty((len(order),) + tuple(X.shape[1:]), dtype=dtype, device=device)

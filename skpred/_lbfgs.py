@@ -17,7 +17,7 @@ import warnings
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from .callbacks import TrainingResult
+from .callbacks import IterationLog, TrainingResult
 
 # scipy's default ftol for L-BFGS-B (factr 1e7 x machine epsilon)
 _FTOL = 2.220446049250313e-09
@@ -48,7 +48,7 @@ def train_lbfgs(module, forward, per_sample_loss, X, y, *, weights=None, penalty
     def report(k):
         marks[k] = time.perf_counter()
         if verbose:
-            print(f"Iteration {k}, loss = {per_iter[k]:.8f}", flush=True)
+            print(IterationLog.line(k, per_iter[k]), flush=True)
 
     def closure():
         optimizer.zero_grad(set_to_none=True)

@@ -1,5 +1,6 @@
 """PredictedMLPClassifier: the paper's MLP with predicted hidden layers."""
 
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -215,8 +216,10 @@ class _MLPNetwork:
             n_in = spec["units"]
             if i + 1 <= last_reader:
                 layer.eval()
+                activations = functools.partial(_feeds.apply_in_batches,
+                                                lambda x, layer=layer: act(layer(x)), inputs_t)
                 try:
-                    outputs = _feeds.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+                    outputs = activations()
                 except KeyboardInterrupt:
                     # Ctrl-C between two layers ends pretraining as it does
                     # inside one; the layers above are built from this pass,
@@ -226,7 +229,7 @@ class _MLPNetwork:
                         warnings.warn("Training interrupted by the user; keeping the weights "
                                       "trained so far.", UserWarning)
                     interrupted = True
-                    outputs = _feeds.apply_in_batches(lambda x: act(layer(x)), inputs_t)
+                    outputs = activations()
                 inputs_t = outputs
             else:
                 inputs_t = None  # nothing above reads this layer's activations

@@ -258,10 +258,15 @@ class IterationLog(Callback):
         self.prefix = prefix
         self.offset = offset
 
+    @staticmethod
+    def line(iteration, loss, prefix=""):
+        """One iteration's line, as scikit-learn's MLPs print it."""
+        return f"{prefix}Iteration {iteration}, loss = {loss:.8f}"
+
     def on_epoch_end(self, loop):
         record = loop.record
-        print(f"{self.prefix}Iteration {record['epoch'] + self.offset}, "
-              f"loss = {record['train_loss']:.8f}", flush=True)
+        print(self.line(record["epoch"] + self.offset, record["train_loss"], self.prefix),
+              flush=True)
         if record.get("valid_score") is not None:
             print(f"Validation score: {record['valid_score']:.6f}", flush=True)
 

@@ -85,6 +85,14 @@ def split_units(n_units: int, n_columns: int, what: str = "out_features") -> int
     return sizes[0]
 
 
+def init_bound(fan_in: int, bound: Optional[float] = None) -> float:
+    """``bound``, or torch's default for a layer of ``fan_in`` inputs,
+    ``1/sqrt(fan_in)`` (0 without inputs)."""
+    if bound is not None:
+        return float(bound)
+    return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+
 @torch.no_grad()
 def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: int,
                    generator: Optional[torch.Generator] = None,
@@ -100,10 +108,7 @@ def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: in
     """
     row_energy = (U_cols.detach() ** 2).sum(-1).mean(-1)  # (C,)
     row_energy = torch.where(row_energy > 0, row_energy, torch.ones_like(row_energy))
-    if bound is not None:
-        b = float(bound)
-    else:
-        b = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    b = init_bound(fan_in, bound)
     V.uniform_(-1.0, 1.0, generator=generator)
     V.mul_((b / row_energy.sqrt()).to(V)[:, None, None])
     if bias is not None:
@@ -185,14 +190,11 @@ class FactoredLayer(nn.Module):
 
     def _init_groups(self, dictionaries: Tensor, fan_in: int,
                      generator: Optional[torch.Generator], bound: Optional[float]) -> None:
-        groups = self._groups()
-        if len(groups) == 1:
-            init_factored_(self.V, self.bias, dictionaries, fan_in, generator, bound)
-            return
-        for V, c0, c1 in groups:
+        # every group's V, then the bias: one group draws as init_factored_ does
+        for V, c0, c1 in self._groups():
             init_factored_(V, None, dictionaries[c0:c1], fan_in, generator, bound)
         if self.bias is not None:
-            b = bound if bound is not None else 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            b = init_bound(fan_in, bound)
             with torch.no_grad():
                 self.bias.uniform_(-b, b, generator=generator)
 
