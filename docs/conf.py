@@ -16,6 +16,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx.ext.intersphinx",
     # MathJax served from the built site (copied into _static/mathjax), so
     # the math renders without the internet
     "sphinx-mathjax-offline",
@@ -26,6 +27,35 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
 numpydoc_show_class_members = False
+# Links into scikit-learn's, numpy's, PyTorch's and Python's documentation
+# through inventories committed in _inventories (written from the installed
+# packages by make_inventories.py), so the build needs no network.
+intersphinx_mapping = {
+    name: (url, os.path.join("_inventories", f"{name}.inv"))
+    for name, url in {
+        "sklearn": "https://scikit-learn.org/stable/",
+        "numpy": "https://numpy.org/doc/stable/",
+        "torch": "https://docs.pytorch.org/docs/stable/",
+        "python": "https://docs.python.org/3/",
+    }.items()
+}
+# Parameter types in docstrings link to those pages; words that are not
+# listed here (shape, default=...) stay text.
+numpydoc_xref_param_type = True
+numpydoc_xref_ignore = "all"
+numpydoc_xref_aliases = {
+    "ndarray": "numpy.ndarray",
+    "RandomState": "numpy.random.RandomState",
+    "array-like": ":term:`array-like <sklearn:array-like>`",
+    "torch.device": "torch.device",
+    "tensor": "torch.Tensor",
+    "Tensor": "torch.Tensor",
+    "nn.Module": "torch.nn.Module",
+    "DataLoader": "torch.utils.data.DataLoader",
+    "int": "int", "float": "float", "bool": "bool", "str": "str", "dict": "dict",
+    "list": "list", "tuple": "tuple", "callable": "callable", "None": "None",
+    "KernelDictionary": "skpred.KernelDictionary",
+}
 numpydoc_class_members_toctree = False
 exclude_patterns = ["_build"]
 # sphinx-gallery warns when the *absolute* path of an example holds a space,
