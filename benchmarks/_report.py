@@ -9,10 +9,7 @@ table (between ``<!-- bench: NAME -->`` and ``<!-- /bench -->``) from it.
 
 import json
 import os
-import platform
 import time
-
-import torch
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -24,25 +21,7 @@ def markdown(header, rows):
     return "\n".join(lines)
 
 
-def cpu_name():
-    """The CPU's model name and its widest vector instructions (Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), platform.machine())
-    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
-    vector = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
-    return f"{name} ({vector}, {os.cpu_count()} cores)"
-
-
-def machine():
-    """Where the numbers were taken: the CPU, torch's threads, torch and its device."""
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return (f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch "
-            f"{torch.__version__}" + (f", {gpu}" if gpu else ""))
+from skpred._device import machine  # noqa: E402  (the CPU, threads, torch, GPU)
 
 
 def emit(name, header, rows, data, command, json_path=None):

@@ -1,5 +1,5 @@
-"""Rewrite the benchmark tables of the README, docs/benchmarks.md and docs/choosing.md from
-benchmarks/results/*.json.
+"""Rewrite the generated tables of the README, docs/benchmarks.md, docs/choosing.md,
+docs/authors_settings.md and docs/reproducing.md from benchmarks/results/*.json.
 
 Each table sits between ``<!-- bench: NAME -->`` and ``<!-- /bench -->``;
 this replaces what is between them with the table of ``results/NAME.json``
@@ -24,7 +24,9 @@ BLOCK = re.compile(r"(<!-- bench: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /ben
 def marked_files(root):
     """The files whose tables come from the benchmarks' JSON."""
     return [os.path.join(root, "README.md"), os.path.join(root, "docs", "benchmarks.md"),
-            os.path.join(root, "docs", "choosing.md")]
+            os.path.join(root, "docs", "choosing.md"),
+            os.path.join(root, "docs", "authors_settings.md"),
+            os.path.join(root, "docs", "reproducing.md")]
 
 
 def render(result):

@@ -26,14 +26,15 @@ __all__ = ["PredictedConvNetClassifier", "PAPER_CONVNET_SETTINGS", "auto_conv_la
 CONV_DICTIONARIES = kind_names(conv=True)
 DENSE_DICTIONARIES = kind_names()
 
-#: The authors' CIFAR-10 network (Denil et al. 2013, Figure 5): conv 48
-#: 8x8, 64 8x8 and 64 5x5 filters, each followed by 2x2 max pooling, a dense
-#: layer of 500 units in 5 columns, SE dictionaries everywhere, trained by
-#: SGD with momentum 0.9 at 0.01, batches of 128, weight decay 1e-4 on the
-#: batch-mean gradient (``alpha`` = 1e-4 x 128 = 0.0128), 50
-#: epochs. ``PredictedConvNetClassifier(**PAPER_CONVNET_SETTINGS)`` is that
-#: network (for 32x32 colour images; it does not fit 8x8 digits); the Figure
-#: 5 command starts from it.
+#: The paper's CIFAR-10 architecture (Denil et al. 2013, Figure 5): conv 48
+#: 8x8, 64 8x8 and 64 5x5 filters, a dense layer of 500 units in 5 columns,
+#: SE dictionaries everywhere. The rest is ours, since neither the paper nor
+#: the authors' repository (which has no CIFAR-10 code) gives it: ReLU, 2x2
+#: max pooling after each convolution, SGD with momentum 0.9 at 0.01, batches
+#: of 128, weight decay 1e-4 on the batch-mean gradient (``alpha`` = 1e-4 x
+#: 128 = 0.0128), 50 epochs. ``PredictedConvNetClassifier(
+#: **PAPER_CONVNET_SETTINGS)`` is that network (for 32x32 colour images; it
+#: does not fit 8x8 digits); the Figure 5 command starts from it.
 PAPER_CONVNET_SETTINGS = dict(
     conv_layers=((48, 8, 2), (64, 8, 2), (64, 5, 2)),
     dense_layers=(500,),

@@ -87,6 +87,19 @@ def reset_layer_(layer: nn.Module, generator: torch.Generator, bound=None) -> No
         layer.reset_parameters(generator=generator, bound=bound)
 
 
+def init_uniform_(layer: nn.Module, irange: float, generator: torch.Generator) -> None:
+    """The authors' initialisation (pylearn2's ``irange``): every learned
+    weight matrix (W of a dense layer, V of a predicted one, U and V of a
+    lowrank one) uniform on (-irange, irange), whatever the dictionary's
+    scale; biases zero. A fixed U is left as it is."""
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif p.requires_grad:
+                p.uniform_(-irange, irange, generator=generator)
+
+
 def untouched_global_rng():
     """A context in which torch's global CPU random state is saved and
     restored: module constructors initialise their weights from it, and
@@ -95,30 +108,37 @@ def untouched_global_rng():
 
 
 def seeded(make: Callable[[], nn.Module], generator: torch.Generator, device,
-           bound=None) -> nn.Module:
+           bound=None, irange=None) -> nn.Module:
     """``make()`` a layer on the CPU, draw its weights from ``generator``, move it.
 
     The local generator is a CPU one, so weights are always drawn on the CPU:
     the same seed gives the same initial weights on every device, and a
     CUDA tensor never meets a CPU generator. The constructor's own default
     initialisation runs with the global random state saved and restored.
-    ``bound``: see :func:`reset_layer_`.
+    ``bound``: see :func:`reset_layer_`; ``irange``: :func:`init_uniform_`
+    instead.
     """
     with untouched_global_rng():
         layer = make()
-    reset_layer_(layer, generator, bound)
+    if irange is None:
+        reset_layer_(layer, generator, bound)
+    else:
+        init_uniform_(layer, irange, generator)
     return layer.to(device)
 
 
 def seeded_network(make: Callable[[], nn.Module], generator: torch.Generator,
-                   device, output_bound=None) -> nn.Module:
+                   device, output_bound=None, output_irange=None) -> nn.Module:
     """``make()`` a network around layers already built (and seeded), draw
     its output layer from ``generator`` on the CPU (uniform on
     ``(-output_bound, output_bound)``, torch's default with None), move it
-    to ``device``."""
+    to ``device``; with ``output_irange``, :func:`init_uniform_` instead."""
     with untouched_global_rng():
         module = make()
-    reset_linear_(module.output, generator, output_bound)
+    if output_irange is None:
+        reset_linear_(module.output, generator, output_bound)
+    else:
+        init_uniform_(module.output, output_irange, generator)
     return module.to(device)
 
 
@@ -140,3 +160,27 @@ def cpu_copy(module: nn.Module) -> nn.Module:
         memo[id(t)] = nn.Parameter(host, requires_grad=t.requires_grad) \
             if isinstance(t, nn.Parameter) else host
     return copy.deepcopy(module, memo)
+
+
+def cpu_name() -> str:
+    """The CPU's model name and its widest vector instructions (Linux)."""
+    import os
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.machine())
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    vector = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
+    return f"{name} ({vector}, {os.cpu_count()} cores)"
+
+
+def machine() -> str:
+    """Where numbers were taken: the CPU, torch's threads, torch and its GPU."""
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return (f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch "
+            f"{torch.__version__}" + (f", {gpu}" if gpu else ""))

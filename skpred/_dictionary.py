@@ -70,7 +70,8 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     Parameters
     ----------
-    kernel : {"auto", "se", "emp", "emp2", "dct", "ae", "random", "randcon"} or callable, default="auto"
+    kernel : {"auto", "se", "emp", "emp2", "dct", "ae", "random", "uniform", "randcon"} \
+or callable, default="auto"
         How ``U`` is built:
 
         - ``"auto"``: the paper's rule, ``"se"`` when ``image_shape`` is
@@ -89,7 +90,9 @@ class KernelDictionary(SaveMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
           ``ae_n_components`` hidden units trained (in torch) on ``X``; alpha
           indexes atoms and ``U`` holds the chosen atoms (unit norm, no ridge).
         - ``"random"``: a fixed Gaussian matrix with entries N(0, 1/n_features)
-          (the paper's RandFixU).
+          (RandFixU as the paper's text describes it).
+        - ``"uniform"``: a fixed matrix with entries uniform on (-0.1, 0.1)
+          (RandFixU as the authors' code draws it).
         - ``"randcon"``: columns of the identity at alpha, so each output sees
           only the inputs in alpha (RandCon).
         - callable: ``kernel(X)`` returns an ``(n_features, n_features)``

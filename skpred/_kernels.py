@@ -442,6 +442,14 @@ def random_dictionary(n_features, n_atoms, random_state):
     return random_state.standard_normal((n_features, n_atoms)) / np.sqrt(n_features)
 
 
+def uniform_dictionary(n_features, n_atoms, random_state, irange=0.1):
+    """Fixed uniform dictionary, entries U(-irange, irange): RandFixU as the
+    authors' code draws it (their ``low_rank_mlp.py``, U fixed, ``irange``
+    0.1), where the paper's text describes a Gaussian
+    (:func:`random_dictionary`)."""
+    return random_state.uniform(-irange, irange, size=(n_features, n_atoms))
+
+
 def randcon_dictionary(n_features, alpha):
     """Columns of the identity at ``alpha`` (random connections, RandCon)."""
     U = np.zeros((n_features, len(alpha)))

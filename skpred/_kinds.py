@@ -61,6 +61,9 @@ class BuildRequest:
     relative_ridge : bool
     device : torch.device or str
     ae_n_components, ae_max_iter : as KernelDictionary's
+    ae_recipe : {"adam", "authors"}
+        How the ``ae`` kind trains its autoencoder (see
+        :func:`skpred._pretrain.autoencoder_atoms`).
     dp : skpred._distributed.DataParallel or None
     """
 
@@ -77,6 +80,7 @@ class BuildRequest:
     device: object = "cpu"
     ae_n_components: Optional[int] = None
     ae_max_iter: int = 10
+    ae_recipe: str = "adam"
     dp: object = None
 
     def sample_alpha(self, n_locations=None):
@@ -281,13 +285,18 @@ def build_ae(r):
             f"The ae dictionary has ae_n_components={n_hidden} atoms, fewer than "
             f"the n_atoms={r.n_atoms} requested per column.")
     D = autoencoder_atoms(r.data, n_hidden, epochs=r.ae_max_iter, random_state=r.rng,
-                          device=r.device, weights=r.weights, dp=r.dp)
+                          device=r.device, weights=r.weights, dp=r.dp, recipe=r.ae_recipe)
     alphas = _kernels.sample_alpha(n_hidden, r.n_atoms, r.rng, r.n_columns)
     return [D[:, a] for a in alphas], alphas
 
 
 def build_random(r):
     dicts = [_kernels.random_dictionary(r.n_in, r.n_atoms, r.rng) for _ in range(r.n_columns)]
+    return dicts, [None] * r.n_columns
+
+
+def build_uniform(r):
+    dicts = [_kernels.uniform_dictionary(r.n_in, r.n_atoms, r.rng) for _ in range(r.n_columns)]
     return dicts, [None] * r.n_columns
 
 
@@ -310,7 +319,9 @@ register_dictionary("dct", build_dct, needs_grid=True, conv_ok=True,
 register_dictionary("ae", build_ae, needs_data=True,
                     doc="atoms of a tied sigmoid autoencoder trained on the inputs")
 register_dictionary("random", build_random, conv_ok=True,
-                    doc="a fixed Gaussian matrix (the paper's RandFixU)")
+                    doc="a fixed Gaussian matrix (RandFixU as the paper describes it)")
+register_dictionary("uniform", build_uniform, conv_ok=True,
+                    doc="a fixed uniform(-0.1, 0.1) matrix (RandFixU as the authors' code has it)")
 register_dictionary("randcon", build_randcon, conv_ok=True,
                     doc="identity columns at alpha: random connections (RandCon)")
 register_dictionary("lowrank", None,

@@ -124,7 +124,7 @@ def check_length_scale(length_scale, where="length_scale"):
 def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=None,
                        n_columns=1, length_scale=1.0, ridge="auto", image_shape=None,
                        ae_n_components=None, ae_max_iter=10, device="cpu", weights=None,
-                       dp=None):
+                       dp=None, ae_recipe="adam"):
     """Build the fixed dictionaries ``U_1 .. U_C`` of one predicted layer.
 
     Parameters
@@ -200,7 +200,7 @@ def build_dictionaries(kind, n_in, data, rng, *, alpha_fraction=0.25, n_atoms=No
         n_in=n_in, n_atoms=atoms, n_columns=n_columns, data=data if needs_data else None,
         weights=weights, rng=rng, grid=shape if record.needs_grid else None,
         length_scale=length_scale, ridge=ridge, relative_ridge=relative, device=device,
-        ae_n_components=ae_n_components, ae_max_iter=ae_max_iter, dp=dp)
+        ae_n_components=ae_n_components, ae_max_iter=ae_max_iter, ae_recipe=ae_recipe, dp=dp)
     dicts, alphas, used_ridge, used_scale = as_built(record, record.build(request))
     check_built(record, dicts, n_in, atoms, n_columns)
     return LayerDictionaries(name, dicts, alphas, atoms, shape, used_ridge, used_scale)

@@ -22,22 +22,39 @@ __all__ = ["PredictedMLPClassifier", "PredictedMLPRegressor", "PAPER_MLP_SETTING
 # the registry), the LowRank baseline included. None is a dense layer.
 DICTIONARIES = kind_names()
 
-#: The authors' MNIST schedule (Denil et al. 2013; their 784-500-500-10
-#: sigmoid network): plain SGD at 0.01 with momentum 0.7, the learning rate
-#: (classical, not Nesterov) divided by 1.00004 after every minibatch,
-#: batches of 100, weight decay 5e-5 on the batch-mean gradient (scikit-
-#: learn's ``alpha`` = 5e-5 x 100 = 5e-3), max column norm 1.9365, greedy autoencoder pretraining of every
-#: layer (50 epochs each), 100 fine-tuning epochs, SE on layer 1 and Emp on
-#: layer 2. ``PredictedMLPClassifier(**PAPER_MLP_SETTINGS)`` is that network;
-#: the figure commands start from it and set the alpha fraction and the
-#: columns per experiment. Tuned for 50,000 MNIST images: on other data
-#: start from the estimator's defaults instead.
+#: ``init="authors"``: pylearn2's ``irange`` of the hidden layers' learned
+#: matrices and of the softmax layer in the authors' MNIST templates.
+AUTHORS_IRANGE = (0.1, 0.02)
+
+#: The authors' MNIST setting (Denil et al. 2013, as released in
+#: github.com/mdenil/parameter_prediction, ``examples/multijob/mnist_0001``;
+#: docs/authors_settings.md lists every value with its file and line): a
+#: 784-500-500-10 sigmoid network, SE on layer 1 as their
+#: ``SubsampledDictionaryLayer`` (U = K[:, alpha], no ridge) and Emp on
+#: layer 2 (their ``CovarianceDictionary`` in the same layer: U = the
+#: covariance's columns alpha, no ridge; ``ridge=1e-3`` is their earlier
+#: kernel-ridge code); greedy
+#: pretraining of every layer by their recipe (SGD at 0.1, momentum 0.7,
+#: sigmoid tied decoder, one reconstruction per column, 50 epochs);
+#: fine-tuning by plain SGD at 0.01 with classical momentum 0.7, the rate
+#: divided by 1.00004 after every minibatch, batches of 100, all 100 epochs
+#: (no stopping rule); weight decay ``5e-5 * sum(W^2)`` on every learned
+#: matrix, softmax included (gradient 1e-4 W: scikit-learn's ``alpha`` = 1e-4
+#: x 100 = 1e-2); max column norm 1.9365 on V; their initialisation.
+#: ``PredictedMLPClassifier(**PAPER_MLP_SETTINGS)`` is that network; the
+#: figure commands start from it and set the alpha fraction and the columns
+#: per experiment. Tuned for 50,000 MNIST images: on other data start from
+#: the estimator's defaults instead.
 PAPER_MLP_SETTINGS = dict(
     hidden_layer_sizes=(500, 500),
     activation="logistic",
     dictionary=("se", "emp"),
+    ridge=None,
     pretrain=True,
     pretrain_epochs=50,
+    pretrain_learning_rate=0.1,
+    pretrain_recipe="authors",
+    init="authors",
     solver="sgd",
     learning_rate_init=0.01,
     learning_rate="decay",
@@ -46,8 +63,10 @@ PAPER_MLP_SETTINGS = dict(
     nesterovs_momentum=False,
     batch_size=100,
     max_iter=100,
-    alpha=5e-3,
+    n_iter_no_change=np.inf,
+    alpha=1e-2,
     max_norm=1.9365,
+    max_norm_on="V",
 )
 
 
@@ -95,7 +114,10 @@ class _MLPNetwork:
         "pretrain": [StrOptions({"auto"}), "boolean"],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "pretrain_recipe": [StrOptions({"adam", "authors"})],
+        "init": [StrOptions({"glorot", "authors"})],
         "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "max_norm_on": [StrOptions({"W", "V"})],
         "solver": [StrOptions({"sgd", "adam", "lbfgs"})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
@@ -149,7 +171,8 @@ class _MLPNetwork:
             image_shape = self.image_shape if i == 0 else None
         return dense_layer(spec, n_in, spec["units"], inputs, rng, image_shape=image_shape,
                            ae_n_components=self.ae_n_components,
-                           ae_max_iter=self.pretrain_epochs, device=device, weights=weights,
+                           ae_max_iter=self.pretrain_epochs, ae_recipe=self.pretrain_recipe,
+                           device=device, weights=weights,
                            dp=dp)
 
     def _max_norm_step(self, layers):
@@ -159,7 +182,7 @@ class _MLPNetwork:
 
         def after_step():
             for layer in layers:
-                max_norm_(layer, self.max_norm)
+                max_norm_(layer, self.max_norm, on=self.max_norm_on)
 
         return after_step
 
@@ -192,7 +215,8 @@ class _MLPNetwork:
                                            context["weights"], context["dp"])
             # scikit-learn's Glorot initialisation (V scaled for W = U V)
             layer = _device.seeded(make, generator, device,
-                                   bound=glorot_bound(n_in, spec["units"], self.activation))
+                                   bound=glorot_bound(n_in, spec["units"], self.activation),
+                                   irange=AUTHORS_IRANGE[0] if self.init == "authors" else None)
             was_pretrained = i in pretrained and not interrupted
             if was_pretrained:
                 # Ctrl-C (warned once, in the loop) ends pretraining here and
@@ -205,7 +229,8 @@ class _MLPNetwork:
                     generator=generator, after_step=self._max_norm_step([layer]),
                     weights=context["weights"], phase=f"pretrain layer {i + 1}",
                     callbacks=context["callbacks"](f"pretrain layer {i + 1}"),
-                    estimator=self, dp=context["dp"],
+                    estimator=self, dp=context["dp"], recipe=self.pretrain_recipe,
+                    momentum=self.momentum, learning_rate_decay=self.learning_rate_decay,
                 )
                 interrupted = result.interrupted
                 history.extend(result.history)
@@ -235,7 +260,8 @@ class _MLPNetwork:
                 inputs_t = None  # nothing above reads this layer's activations
         module = _device.seeded_network(
             lambda: PredictedMLP(hidden, n_outputs, self.activation), generator, device,
-            output_bound=glorot_bound(n_in, n_outputs, self.activation))
+            output_bound=glorot_bound(n_in, n_outputs, self.activation),
+            output_irange=AUTHORS_IRANGE[1] if self.init == "authors" else None)
         return module, dictionaries, dict(layers_=layers, _interrupted=interrupted,
                                           _history=history)
 
@@ -336,10 +362,26 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
     pretrain_epochs : int, default=10
         Autoencoder epochs per pretrained layer (and for ``ae`` dictionaries).
     pretrain_learning_rate : float, default=1e-3
-        Adam learning rate of pretraining (loss: mean squared reconstruction
-        error). The authors pretrained with SGD at 0.1; with predicted layers
+        Learning rate of pretraining (Adam's, or SGD's with
+        ``pretrain_recipe="authors"``, whose rate was 0.1).
+    pretrain_recipe : {"adam", "authors"}, default="adam"
+        How each layer is pretrained as a tied autoencoder. "adam": Adam, a
+        linear decoder with a bias of its own, one reconstruction from all
+        units, the mean squared error per input value. With predicted layers
         SGD's step depends on the scale of U and drove sigmoid units into
-        saturation in our runs, so pretraining uses Adam.
+        saturation in our runs on small data, hence Adam by default.
+        "authors" (their ``pretrain_layer*.yaml``): SGD with classical
+        ``momentum``, the rate divided by ``learning_rate_decay`` after every
+        minibatch, a sigmoid decoder without bias (inputs in [0, 1]), every
+        column reconstructing the whole input from its own units, the
+        squared error summed over input values and columns.
+    init : {"glorot", "authors"}, default="glorot"
+        Initial weights. "glorot": scikit-learn's Glorot uniform (for a
+        predicted layer, V scaled so that W = U V has that variance).
+        "authors" (pylearn2's ``irange``): every learned hidden matrix (V of
+        a predicted layer, W of a dense one, U and V of a lowrank one)
+        uniform on (-0.1, 0.1) whatever the dictionary's scale, the output
+        layer on (-0.02, 0.02), biases zero.
     solver : {"adam", "sgd", "lbfgs"}, default="adam"
         Fine-tuning optimiser; "sgd" uses ``momentum``. "lbfgs" is full-batch
         ``torch.optim.LBFGS`` with a strong-Wolfe line search, as scikit-
@@ -348,7 +390,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         ignores ``batch_size``, ``shuffle``, ``early_stopping`` and the
         learning-rate parameters, offers no ``partial_fit``, and refuses
         ``max_norm`` and ``callbacks`` (its steps run inside one torch
-        call). Pretraining uses Adam whatever the solver.
+        call). Pretraining follows ``pretrain_recipe`` whatever the solver.
     learning_rate_init : float, default=1e-3
         Initial fine-tuning learning rate.
     learning_rate : {"constant", "invscaling", "adaptive", "decay"} or callable, default="constant"
@@ -397,10 +439,14 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         never to biases. Not related to ``alpha_fraction`` (the share of
         each feature that is learned).
     max_norm : float or None, default=None
-        Cap on the norm of every hidden unit's incoming weight vector (the
-        columns of each hidden layer's full W = U V; V is rescaled), applied
-        after each step of pretraining and fine-tuning; None disables it.
-        The output layer is not constrained.
+        Cap on the norm of every hidden unit's incoming weight vector,
+        applied after each step of pretraining and fine-tuning; None
+        disables it. The output layer is not constrained.
+    max_norm_on : {"W", "V"}, default="W"
+        What ``max_norm`` caps: "W", the weights W = U v a unit applies to
+        its input (V is rescaled); "V", the unit's learned vector v (the
+        authors' ``max_col_norm``, set on the layer that follows their fixed
+        dictionary layer). Equal for dense layers.
     shuffle : bool, default=True
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the training data,
@@ -563,6 +609,8 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         pretrain="auto",
         pretrain_epochs=10,
         pretrain_learning_rate=1e-3,
+        pretrain_recipe="adam",
+        init="glorot",
         solver="adam",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -578,6 +626,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         max_fun=15000,
         alpha=1e-4,
         max_norm=None,
+        max_norm_on="W",
         shuffle=True,
         early_stopping=False,
         validation_fraction=0.1,
@@ -603,6 +652,8 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         self.pretrain = pretrain
         self.pretrain_epochs = pretrain_epochs
         self.pretrain_learning_rate = pretrain_learning_rate
+        self.pretrain_recipe = pretrain_recipe
+        self.init = init
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate
@@ -618,6 +669,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         self.max_fun = max_fun
         self.alpha = alpha
         self.max_norm = max_norm
+        self.max_norm_on = max_norm_on
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -651,9 +703,9 @@ class PredictedMLPRegressor(_MLPNetwork, TorchRegressorBase):
         positional parameter).
     hidden_layer_sizes, activation, dictionary, alpha_fraction, n_columns, \
 length_scale, ridge, image_shape, ae_n_components, pretrain, pretrain_epochs, \
-pretrain_learning_rate, solver, learning_rate_init, learning_rate, power_t, \
+pretrain_learning_rate, pretrain_recipe, init, solver, learning_rate_init, learning_rate, power_t, \
 learning_rate_decay, momentum, nesterovs_momentum, beta_1, beta_2, epsilon, batch_size, \
-max_iter, max_fun, alpha, max_norm, \
+max_iter, max_fun, alpha, max_norm, max_norm_on, \
 shuffle, early_stopping, validation_fraction, n_iter_no_change, tol, device, \
 random_state, verbose, progress_bar, callbacks, warm_start :
         As in :class:`PredictedMLPClassifier`, with the same defaults.
@@ -717,6 +769,8 @@ device_ :
         pretrain="auto",
         pretrain_epochs=10,
         pretrain_learning_rate=1e-3,
+        pretrain_recipe="adam",
+        init="glorot",
         solver="adam",
         learning_rate_init=1e-3,
         learning_rate="constant",
@@ -732,6 +786,7 @@ device_ :
         max_fun=15000,
         alpha=1e-4,
         max_norm=None,
+        max_norm_on="W",
         shuffle=True,
         early_stopping=False,
         validation_fraction=0.1,
@@ -757,6 +812,8 @@ device_ :
         self.pretrain = pretrain
         self.pretrain_epochs = pretrain_epochs
         self.pretrain_learning_rate = pretrain_learning_rate
+        self.pretrain_recipe = pretrain_recipe
+        self.init = init
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.learning_rate = learning_rate
@@ -772,6 +829,7 @@ device_ :
         self.max_fun = max_fun
         self.alpha = alpha
         self.max_norm = max_norm
+        self.max_norm_on = max_norm_on
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -468,10 +468,14 @@ class _Decoder:
 #: Constructor parameters newer than some files, with the value that reproduces the
 #: behaviour those files were written with.
 #: ``nesterovs_momentum=False``: earlier releases used classical momentum;
-#: ``beta_1``, ``beta_2``, ``epsilon``: torch's Adam defaults they used.
+#: ``beta_1``, ``beta_2``, ``epsilon``: torch's Adam defaults they used;
+#: ``max_norm_on="W"``, ``pretrain_recipe="adam"``, ``init="glorot"``: how
+#: networks were capped, pretrained and (for a warm start's new layers)
+#: initialised before the authors' settings became options.
 ADDED_PARAMETERS = {"callbacks": None, "nesterovs_momentum": False, "beta_1": 0.9,
                     "beta_2": 0.999, "epsilon": 1e-8, "max_fun": 15000,
-                    "loss": "squared_error"}
+                    "loss": "squared_error", "max_norm_on": "W", "pretrain_recipe": "adam",
+                    "init": "glorot"}
 
 
 def _migrate(names, state):

@@ -12,7 +12,7 @@ from ._device import resolve_device, seeded, torch_generator
 from ._feeds import SparseRows, to_device, weighted_mean
 from ._loop import train_epochs
 from .callbacks import Callback, EpochLog, TrainingResult
-from ._optim import make_optimizer
+from ._optim import make_optimizer, schedule_callback
 
 
 @torch.no_grad()
@@ -61,6 +61,39 @@ def covariance(X: torch.Tensor, square: bool = False, chunk: int = 4096,
     return ((cross - count * torch.outer(mean, mean)) / denominator).cpu().numpy()
 
 
+#: How a tied autoencoder is trained. "adam": ours (Adam, a linear decoder
+#: with its own bias, one reconstruction from all units, mean squared error
+#: per input value). "authors": the authors' pretraining of a predicted layer
+#: (their models/autoencoder.py and pretrain_layer*.yaml: SGD with classical
+#: momentum and a per-minibatch decay, a sigmoid decoder with no bias, every
+#: column reconstructing the input, squared error summed over the inputs).
+#: "authors-ae": pylearn2's Autoencoder as their learn_dict_layer2.yaml
+#: trains the SE-AE dictionary (sigmoid decoder with a visible bias, one
+#: reconstruction, momentum rising linearly from 0.5 at epoch 1 to 0.7 at
+#: epoch 250).
+RECIPES = {
+    "adam": dict(solver="adam", sigmoid_decoder=False, decoder_bias=True, per_column=False,
+                 sum_over_inputs=False, momentum_ramp=None),
+    "authors": dict(solver="sgd", sigmoid_decoder=True, decoder_bias=False, per_column=True,
+                    sum_over_inputs=True, momentum_ramp=None),
+    "authors-ae": dict(solver="sgd", sigmoid_decoder=True, decoder_bias=True, per_column=False,
+                       sum_over_inputs=True, momentum_ramp=(0.5, 0.7, 1, 250)),
+}
+
+
+class MomentumRamp(Callback):
+    """pylearn2's MomentumAdjustor: SGD's momentum rises linearly from
+    ``initial`` at epoch ``start`` to ``final`` at epoch ``saturate``."""
+
+    def __init__(self, initial, final, start, saturate):
+        self.initial, self.final, self.start, self.saturate = initial, final, start, saturate
+
+    def on_epoch_begin(self, loop):
+        share = min(1.0, max(0.0, (loop.epoch - self.start) / (self.saturate - self.start)))
+        for group in loop.optimizer.param_groups:
+            group["momentum"] = self.initial + share * (self.final - self.initial)
+
+
 def fit_tied_autoencoder(
     layer: nn.Module,
     X: torch.Tensor,
@@ -77,6 +110,9 @@ def fit_tied_autoencoder(
     estimator=None,
     dp=None,
     pooled: Optional[torch.Tensor] = None,
+    recipe: str = "adam",
+    momentum: float = 0.7,
+    learning_rate_decay: float = 1.0,
 ) -> TrainingResult:
     """Train ``layer`` as the encoder of a tied-weight autoencoder.
 
@@ -99,12 +135,29 @@ def fit_tied_autoencoder(
 
     ``callbacks`` run on the loop's hooks (history, logging, Ctrl-C: the
     caller's choice); there is no stopping rule, every epoch runs.
+
+    ``recipe="authors"`` is the authors' pretraining instead (their
+    ``pretrain_layer*.yaml`` and ``models/autoencoder.py``): plain SGD at
+    ``learning_rate`` with classical ``momentum``, the rate divided by
+    ``learning_rate_decay`` after every minibatch; a sigmoid decoder tied to
+    the encoder with no bias of its own; every column of a predicted layer
+    reconstructs the whole input from its own units (``sigmoid(h_c W_c)``),
+    and the loss is the squared error summed over the input values and the
+    columns, averaged over the batch.
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"pretrain_recipe must be 'adam' or 'authors', got {recipe!r}.")
+    r = RECIPES[recipe]
     device = X.device
-    decoder_bias = nn.Parameter(torch.zeros(X.shape[1], device=device, dtype=X.dtype))
     holder = nn.Module()
     holder.layer = layer
-    holder.decoder_bias = decoder_bias
+    if r["decoder_bias"]:
+        holder.decoder_bias = nn.Parameter(torch.zeros(X.shape[1], device=device,
+                                                       dtype=X.dtype))
+    # one reconstruction per column (the authors'), or one from all units
+    sizes = (list(getattr(layer, "column_sizes", [layer.weight.shape[0]]))
+             if r["per_column"] else [layer.weight.shape[0]])
+    decode = torch.sigmoid if r["sigmoid_decoder"] else (lambda z: z)
 
     def batch_loss(rows_or_xb, _, wb=None):
         if pooled is None:
@@ -113,13 +166,36 @@ def fit_tied_autoencoder(
         else:
             xb = X[rows_or_xb]
             h = activation(layer.forward_pooled(pooled[rows_or_xb]))
-        x_hat = h @ layer.weight + decoder_bias
+        W = layer.weight
+        if len(sizes) > 1 and len(set(sizes)) == 1:
+            # equal columns: every column's reconstruction in one batched
+            # product, (C, B, n_in)
+            C, m = len(sizes), sizes[0]
+            z = torch.bmm(h.view(-1, C, m).transpose(0, 1), W.view(C, m, -1))
+            err = (decode(z) - xb) ** 2
+            per_sample = err.sum((0, 2)) if r["sum_over_inputs"] else err.mean(2).sum(0)
+        else:
+            per_sample = 0.0
+            for h_c, W_c in zip(h.split(sizes, dim=1), W.split(sizes, dim=0)):
+                z = h_c @ W_c
+                if r["decoder_bias"]:
+                    z = z + holder.decoder_bias
+                err = (decode(z) - xb) ** 2
+                per_sample = per_sample + (err.sum(1) if r["sum_over_inputs"] else err.mean(1))
         if wb is None:
-            return ((x_hat - xb) ** 2).mean()
-        # sample weights: the weighted mean of each sample's mean error
-        return weighted_mean(((x_hat - xb) ** 2).mean(1), wb)
+            return per_sample.mean()
+        # sample weights: the weighted mean of each sample's error
+        return weighted_mean(per_sample, wb)
 
-    optimizer = make_optimizer(holder, "adam", learning_rate)
+    if r["solver"] == "sgd":
+        optimizer = make_optimizer(holder, "sgd", learning_rate, momentum=momentum,
+                                   nesterovs_momentum=False)
+        schedule = schedule_callback("decay", learning_rate_init=learning_rate,
+                                     learning_rate_decay=learning_rate_decay)
+        callbacks = [*callbacks, *([schedule] if schedule is not None else []),
+                     *([MomentumRamp(*r["momentum_ramp"])] if r["momentum_ramp"] else [])]
+    else:
+        optimizer = make_optimizer(holder, "adam", learning_rate)
     feed = X if pooled is None else torch.arange(X.shape[0], device=device)
     return train_epochs(
         holder, batch_loss, feed, None, optimizer,
@@ -129,9 +205,20 @@ def fit_tied_autoencoder(
     )
 
 
+#: The authors' SE-AE dictionary autoencoder (their learn_dict_layer2.yaml):
+#: ``irange`` 0.001, SGD at 0.1, the rate divided by 1.000004 per minibatch.
+AUTHORS_AE = dict(irange=0.001, learning_rate=0.1, learning_rate_decay=1.000004)
+
+
 def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_size=100,
-                      learning_rate=1e-3, verbose=0, weights=None, dp=None):
+                      learning_rate=1e-3, verbose=0, weights=None, dp=None, recipe="adam"):
     """Dictionary atoms learned by a sigmoid tied-weight autoencoder.
+
+    ``recipe="adam"``: trained with :func:`fit_tied_autoencoder`'s Adam
+    recipe at ``learning_rate``, atoms scaled to unit norm. ``"authors"``:
+    as the authors trained their SE-AE dictionary (``AUTHORS_AE``, the
+    "authors-ae" recipe: sigmoid decoder with a visible bias, SGD with
+    momentum 0.5 rising to 0.7), the raw encoder weights as atoms.
 
     Parameters
     ----------
@@ -155,14 +242,22 @@ def autoencoder_atoms(X, n_atoms, *, epochs, random_state, device="auto", batch_
         device = resolve_device(device)
         X_t = to_device(X, device)
     generator = torch_generator(random_state)
-    layer = seeded(lambda: nn.Linear(X.shape[1], n_atoms), generator, device)
+    if recipe not in ("adam", "authors"):
+        raise ValueError(f"recipe must be 'adam' or 'authors', got {recipe!r}.")
+    authors = recipe == "authors"
+    layer = seeded(lambda: nn.Linear(X.shape[1], n_atoms), generator, device,
+                   irange=AUTHORS_AE["irange"] if authors else None)
     # A dictionary is not a usable model: Ctrl-C here stops the whole fit.
     fit_tied_autoencoder(
         layer, X_t, torch.sigmoid, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, generator=generator, weights=weights,
-        phase="ae dictionary", dp=dp,
+        learning_rate=AUTHORS_AE["learning_rate"] if authors else learning_rate,
+        generator=generator, weights=weights, phase="ae dictionary", dp=dp,
         callbacks=[EpochLog("ae dictionary epoch")] if verbose else [],
+        recipe="authors-ae" if authors else "adam",
+        learning_rate_decay=AUTHORS_AE["learning_rate_decay"],
     )
     atoms = layer.weight.detach().cpu().numpy().T.astype(np.float64)
+    if authors:
+        return atoms
     norms = np.linalg.norm(atoms, axis=0)
     return atoms / np.where(norms > 0, norms, 1.0)

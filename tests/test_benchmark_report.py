@@ -54,7 +54,9 @@ def test_update_rewrites_only_marked_blocks_with_a_json(tools, tmp_path):
 
 
 @pytest.mark.parametrize("where", ["README.md", os.path.join("docs", "benchmarks.md"),
-                                   os.path.join("docs", "choosing.md")])
+                                   os.path.join("docs", "choosing.md"),
+                                   os.path.join("docs", "authors_settings.md"),
+                                   os.path.join("docs", "reproducing.md")])
 def test_every_marked_table_is_its_json(tools, where):
     # The tables are regenerated from committed results: a marker without
     # its JSON, or a table edited by hand (a number that disagrees with the
@@ -75,4 +77,5 @@ def test_the_readme_and_the_benchmarks_page_are_the_marked_files(tools):
     _, update_readme = tools
     root = os.path.dirname(BENCH)
     assert [os.path.relpath(p, root) for p in update_readme.marked_files(root)] == [
-        "README.md", os.path.join("docs", "benchmarks.md"), os.path.join("docs", "choosing.md")]
+        "README.md", os.path.join("docs", "benchmarks.md"), os.path.join("docs", "choosing.md"),
+        os.path.join("docs", "authors_settings.md"), os.path.join("docs", "reproducing.md")]

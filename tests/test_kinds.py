@@ -147,8 +147,8 @@ def test_a_kind_that_builds_the_wrong_shape_is_a_clear_error():
 def test_the_built_in_kinds_are_the_documented_ones():
     # Breakage caught: a kind dropped from or added to the registry without
     # the documentation (DESIGN table / KernelDictionary docstring) noticing.
-    assert set(kind_names()) == {"se", "emp", "emp2", "dct", "ae", "random", "randcon",
-                                 "lowrank"}
-    assert set(kind_names(conv=True)) == {"se", "dct", "random", "randcon"}
+    assert set(kind_names()) == {"se", "emp", "emp2", "dct", "ae", "random", "uniform",
+                                 "randcon", "lowrank"}
+    assert set(kind_names(conv=True)) == {"se", "dct", "random", "uniform", "randcon"}
     assert set(kind_names(needs_data=True)) == {"emp", "emp2", "ae"}
     assert all(DICTIONARY_KINDS[k].doc for k in kind_names())

@@ -1,9 +1,12 @@
 """Entry point: ``python -m skpred.experiments NAME [options]`` (or the
 ``skpred-experiments`` console script).
 
-NAME is a figure (fig1, fig4, fig4right, fig5, fig6), ``demo`` (the dense and SE-Emp
-networks at four alpha fractions, trained longer), or ``plot FIGURE --out
-DIR`` to redraw a figure from saved results. The README's main job
+NAME is a figure (fig1, fig4, fig4right, fig5, fig6), ``ablation`` (fig4
+under the authors' settings and each earlier departure from them),
+``claims`` (the paper's claims against saved results, with verdicts),
+``demo`` (the dense and SE-Emp networks at four alpha fractions, trained
+longer), or ``plot FIGURE --out DIR`` to redraw a figure from saved
+results. The README's main job
 (``make demo``) is ``fig4 --quick``.
 """
 
@@ -17,8 +20,10 @@ EXPERIMENTS = {
     "fig4right": "skpred.experiments.fig4right",
     "fig5": "skpred.experiments.fig5",
     "fig6": "skpred.experiments.fig6",
+    "ablation": "skpred.experiments.ablation",
+    "claims": "skpred.experiments.claims",
 }
-FIGURES = [n for n in EXPERIMENTS if n.startswith("fig")]
+FIGURES = [n for n in EXPERIMENTS if n.startswith("fig") or n == "ablation"]
 
 
 def _usage():

@@ -1,10 +1,15 @@
 """What every figure module shares: the command line, presets, result files."""
 
 import argparse
+import copy
 import csv
 import json
 import os
 import time
+
+import numpy as np
+
+from .._device import machine
 
 
 def parser_for(name, description, presets):
@@ -18,10 +23,21 @@ def parser_for(name, description, presets):
     p.add_argument("--data", default=None, help="folder of the full data set (standard formats)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="results", help="folder for the CSV/JSON results and PNG plots")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="repeat the run with seeds seed, seed+1, ... (each redraws alpha, the "
+                        "initialisation and the split); tables then give the mean and a 95%% "
+                        "interval over the seeds")
     p.add_argument("--no-plot", action="store_true", help="only write the results")
     p.set_defaults(figure=name)
     return p
+
+
+def paper_mlp(**overrides):
+    """``PAPER_MLP_SETTINGS`` with ``overrides``."""
+    from .._mlp import PAPER_MLP_SETTINGS
+
+    return dict(PAPER_MLP_SETTINGS, **overrides)
 
 
 def bundled_mnist_split(seed):
@@ -57,18 +73,121 @@ def fit_row(estimator, X_train, y_train, X_test, y_test, **keys):
                 test_error=round(1 - estimator.score(X_test, y_test), 5), seconds=seconds)
 
 
-def finish(args, filename, rows, table_columns, **meta):
-    """Write the rows (with the run's settings beside them) and print the table."""
-    write_rows(args.out, filename, rows,
-               meta=dict(preset=args.preset, seed=args.seed, data=args.data, **meta))
+def finish(args, filename, rows, table_columns, *, keys, outcome="test_error", **meta):
+    """Write this seed's rows after the earlier seeds' (each row gets a
+    ``seed`` column; the run's settings go beside them as JSON) and print the
+    table; with several seeds, also write and print ``<name>_summary.csv``:
+    per ``keys`` group, the mean of ``outcome`` and its 95% interval."""
+    rows = [dict(seed=args.seed, **r) for r in rows]
+    everything = list(getattr(args, "previous_rows", [])) + rows
+    seeds = sorted({r["seed"] for r in everything})
+    write_rows(args.out, filename, everything,
+               meta=dict(preset=args.preset, seeds=seeds, data=args.data, keys=list(keys),
+                         outcome=outcome, machine=machine(), date=time.strftime("%Y-%m-%d"),
+                         **meta))
     print_table(rows, table_columns)
-    return rows
+    if len(seeds) > 1:
+        summary = summarize(everything, keys, outcome)
+        write_rows(args.out, filename.replace(".csv", "_summary.csv"), summary)
+        print_table(summary, list(summary[0]))
+    return everything
+
+
+def t_interval(values, level=0.95):
+    """Mean and the Student t interval of the mean of ``values`` (NaN
+    bounds for a single value)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+def summarize(rows, keys, outcome):
+    """Per group of ``keys`` (in first-seen order): the seeds, the mean of
+    ``outcome``, its 95% t interval, and the mean fraction learned."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for key, members in groups.items():
+        mean, low, high = t_interval([m[outcome] for m in members])
+        row = dict(zip(keys, key), n_seeds=len(members))
+        if "fraction_learned" in members[0] and "fraction_learned" not in keys:
+            row["fraction_learned"] = round(float(np.mean([m["fraction_learned"]
+                                                           for m in members])), 5)
+        row.update({f"{outcome}_mean": round(mean, 5), f"{outcome}_low": round(low, 5),
+                    f"{outcome}_high": round(high, 5)})
+        out.append(row)
+    return out
+
+
+def paired_difference(rows, outcome, a, b, key):
+    """Mean and 95% t interval of ``outcome(a) - outcome(b)`` paired by seed;
+    ``a`` and ``b`` select rows (dicts of column: value) and ``key(rows)``
+    reduces one seed's selected rows to one number (e.g. ``min``)."""
+    seeds = sorted({r["seed"] for r in rows})
+
+    def pick(select, seed):
+        vals = [r[outcome] for r in rows if r["seed"] == seed
+                and all(r[c] == v for c, v in select.items())]
+        return key(vals)
+
+    return t_interval([pick(a, s) - pick(b, s) for s in seeds])
+
+
+def verdict(low, high, bound):
+    """The rule every claims table follows, for a claim ``difference <
+    bound`` measured as a 95% interval (low, high): "holds" where the whole
+    interval is below the bound, "does not hold" where it is wholly above,
+    "not contradicted" where the bound lies inside it (the claim is within
+    the noise); "one seed" where there is no interval."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "one seed"
+    if high < bound:
+        return "holds"
+    if low > bound:
+        return "does not hold"
+    return "not contradicted"
 
 
 def results_figure(out, filename, **subplots):
-    """The rows of a results CSV and a new figure to draw them on."""
+    """The per-group summary of a results CSV (:func:`summarize` with the
+    keys and outcome its JSON records: one row per group, the mean and 95%
+    interval over the seeds) and a new figure to draw them on."""
     fig, axes = pyplot().subplots(**subplots)
-    return read_rows(out, filename), fig, axes
+    return read_summary(out, filename), fig, axes
+
+
+def read_summary(out, filename):
+    """:func:`summarize` of the rows of ``out/filename``."""
+    with open(os.path.join(out, os.path.splitext(filename)[0] + ".json")) as f:
+        meta = json.load(f)
+    return summarize(read_rows(out, filename), meta["keys"], meta["outcome"])
+
+
+def draw_series(ax, rows, outcome, x="fraction_learned", **style):
+    """A line of the groups' means against ``x``, with the 95% intervals as
+    error bars where there are several seeds."""
+    pts = sorted((r[x], r[f"{outcome}_mean"], r[f"{outcome}_low"], r[f"{outcome}_high"])
+                 for r in rows)
+    xs, mean, low, high = map(np.array, zip(*pts))
+    if np.all(np.isfinite(low)):
+        ax.errorbar(xs, mean, yerr=[mean - low, high - mean], capsize=3, marker="o", **style)
+    else:
+        ax.plot(xs, mean, marker="o", **style)
+
+
+def draw_reference(ax, row, outcome, **style):
+    """A horizontal line at a group's mean (the dense network), its interval
+    shaded where there are several seeds."""
+    line = ax.axhline(row[f"{outcome}_mean"], ls="--", **style)
+    if np.isfinite(row[f"{outcome}_low"]):
+        ax.axhspan(row[f"{outcome}_low"], row[f"{outcome}_high"], alpha=0.15,
+                   color=line.get_color())
 
 
 def split_for(args, cfg, load, needs):
@@ -94,8 +213,19 @@ def error_axes(ax, title, legend_size=None):
 
 
 def run_and_plot(args, run, plot):
-    """What every figure's ``main`` does once its arguments are parsed."""
-    run(args)
+    """What every figure's ``main`` does once its arguments are parsed: the
+    run once per seed (``--seeds``), each seed's rows written after the
+    earlier ones, then the plot."""
+    if args.seeds < 1:
+        raise SystemExit("--seeds must be at least 1")
+    previous = []
+    first = args.seed
+    for seed in range(first, first + args.seeds):
+        one = copy.copy(args)
+        one.seed, one.previous_rows = seed, previous
+        if args.seeds > 1:
+            progress(f"seed {seed} ({seed - first + 1} of {args.seeds})")
+        previous = run(one)
     if not args.no_plot:
         plot(args.out)
     return 0

@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits, load_sample_images
 
 from .. import _kernels
 from .._image import ZCAWhitening, normalize_patches, sample_patches
-from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
+from .._mlp import PredictedMLPClassifier
 from .._rica import PredictedRICA
 from ..datasets import load_mnist
 from . import _common
@@ -46,10 +46,11 @@ def mlp_features(cfg, args):
     X, y = load_mnist(args.data, return_X_y=True) if args.data else load_mnist(return_X_y=True)
     # The paper's sigmoid network, dense, trained with Adam until the
     # training loss stops improving (scikit-learn's rule), max_iter at most.
-    clf = PredictedMLPClassifier(**dict(
-        PAPER_MLP_SETTINGS, hidden_layer_sizes=(cfg["mlp_hidden"],), dictionary=None,
+    clf = PredictedMLPClassifier(**_common.paper_mlp(
+        hidden_layer_sizes=(cfg["mlp_hidden"],), dictionary=None,
         pretrain=False, solver="adam", learning_rate_init=1e-3, learning_rate_decay=1.0,
-        max_iter=cfg["mlp_epochs"], max_norm=None, device=args.device, random_state=args.seed))
+        max_iter=cfg["mlp_epochs"], n_iter_no_change=10, max_norm=None, device=args.device,
+        random_state=args.seed))
     _common.timed_fit(clf, X, y)
     _common.progress(f"MLP trained {clf.n_iter_} epochs")
     return clf.coefs_[0]  # (784, units): one feature per column
@@ -116,17 +117,16 @@ def run(args):
                 kept[alpha] = W[alpha, :4]
                 blocks[source] = dict(feature=W[:, :4], kept=kept, prediction=W_hat[:, :4],
                                       shape=shape, fraction=frac)
-    _common.write_rows(args.out, "fig1.csv", rows, meta=dict(preset=args.preset, seed=args.seed,
-                                                             length_scales=LENGTH_SCALES,
-                                                             ridges=RIDGES, **cfg))
+    rows = _common.finish(args, "fig1.csv", rows, COLUMNS, keys=("source", "kept_fraction"),
+                          outcome="mean_relative_error", length_scales=LENGTH_SCALES,
+                          ridges=RIDGES, **cfg)
     np.savez(f"{args.out}/fig1_blocks.npz", **{f"{s}_{k}": v for s, b in blocks.items()
                                               for k, v in b.items()})
-    _common.print_table(rows, COLUMNS)
     return rows
 
 
 def plot(out):
-    rows = _common.read_rows(out, "fig1.csv")
+    rows = _common.read_summary(out, "fig1.csv")
     blocks = np.load(f"{out}/fig1_blocks.npz")
     plt = _common.pyplot()
     sources = list(dict.fromkeys(r["source"] for r in rows))
@@ -145,8 +145,8 @@ def plot(out):
                 ax.set_yticks([])
                 ax.set_title(part[:4], fontsize=7)
         ax = fig.add_axes([0.78, 1 - (i + 0.85) / len(sources), 0.2, 0.7 / len(sources)])
-        pts = sorted((r["kept_fraction"], r["mean_relative_error"]) for r in rows if r["source"] == source)
-        ax.plot(*zip(*pts), marker="o")
+        _common.draw_series(ax, [r for r in rows if r["source"] == source],
+                            "mean_relative_error", x="kept_fraction")
         ax.axhline(1.0, color="k", ls="--", lw=0.8)  # what predicting zeros scores
         ax.set_ylim(0, 1.1)
         ax.set_xlabel("kept fraction", fontsize=7)
@@ -160,7 +160,4 @@ def main(argv=None):
     args = _common.parser_for("fig1", __doc__, PRESETS).parse_args(argv)
     if args.preset == "paper" and not args.data:
         _common.progress("no --data: the MLP features use the bundled MNIST digits")
-    run(args)
-    if not args.no_plot:
-        plot(args.out)
-    return 0
+    return _common.run_and_plot(args, run, plot)

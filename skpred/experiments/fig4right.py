@@ -16,7 +16,7 @@ replaced by its largest divisor of the layer width (1024 units: 1, 4, 8 for
 
 import numpy as np
 
-from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
+from .._mlp import PredictedMLPClassifier
 from . import _common
 
 PRESETS = {
@@ -74,8 +74,8 @@ def run(args):
     for requested in cfg["columns"]:
         columns = max(c for c in range(1, requested + 1) if all(h % c == 0 for h in hidden))
         for frac in cfg["fractions"]:
-            clf = PredictedMLPClassifier(**dict(
-                PAPER_MLP_SETTINGS, hidden_layer_sizes=hidden, dictionary=("emp", "emp"),
+            clf = PredictedMLPClassifier(**_common.paper_mlp(
+                hidden_layer_sizes=hidden, dictionary=("emp", "emp"),
                 alpha_fraction=frac, n_columns=columns, pretrain_epochs=cfg["pretrain_epochs"],
                 learning_rate_init=cfg["lr"], max_iter=cfg["max_iter"], device=args.device,
                 random_state=args.seed))
@@ -84,15 +84,15 @@ def run(args):
             rows.append(row)
             _common.progress(f"{columns} column(s) alpha={frac}: error {row['test_error']:.4f} "
                              f"({row['seconds']} s)")
-    return _common.finish(args, "fig4right.csv", rows, COLUMNS, **cfg)
+    return _common.finish(args, "fig4right.csv", rows, COLUMNS,
+                          keys=("requested_columns", "columns", "alpha_fraction"), **cfg)
 
 
 def plot(out):
     rows, fig, ax = _common.results_figure(out, "fig4right.csv", figsize=(5, 3.5))
     for columns in dict.fromkeys(r["columns"] for r in rows):
-        pts = sorted((r["fraction_learned"], r["test_error"]) for r in rows
-                     if r["columns"] == columns)
-        ax.plot(*zip(*pts), marker="o", label=f"{int(columns)} column(s)")
+        _common.draw_series(ax, [r for r in rows if r["columns"] == columns], "test_error",
+                            label=f"{int(columns)} column(s)")
     _common.error_axes(ax, "Emp-Emp, columns (paper Fig. 4 right)", legend_size=8)
     return _common.save_figure(fig, out, "fig4right")
 

@@ -27,7 +27,7 @@ COLUMNS = ["model", "alpha_fraction", "fraction_learned", "test_error", "seconds
 
 
 def settings(cfg, dictionary, frac, shape, args):
-    """The estimator's parameters for one point: the paper's network and
+    """The estimator's parameters for one point: the paper's network and our
     schedule (PAPER_CONVNET_SETTINGS) with the preset's architecture,
     optimiser and epochs."""
     return dict(
@@ -58,16 +58,17 @@ def run(args):
         rows.append(row)
         _common.progress(f"{model} alpha={frac}: learned {row['fraction_learned']:.3f}, "
                          f"error {row['test_error']:.4f} ({row['seconds']} s)")
-    return _common.finish(args, "fig5.csv", rows, COLUMNS, **cfg)
+    return _common.finish(args, "fig5.csv", rows, COLUMNS, keys=("model", "alpha_fraction"),
+                          **cfg)
 
 
 def plot(out):
     rows, fig, ax = _common.results_figure(out, "fig5.csv", figsize=(5, 3.5))
     dense = [r for r in rows if r["model"] == "dense"]
-    se = sorted((r["fraction_learned"], r["test_error"]) for r in rows if r["model"] == "se")
-    ax.plot(*zip(*se), marker="o", label="se, predicted")
+    _common.draw_series(ax, [r for r in rows if r["model"] == "se"], "test_error",
+                        label="se, predicted")
     if dense:
-        ax.axhline(dense[0]["test_error"], color="k", ls="--", label="dense")
+        _common.draw_reference(ax, dense[0], "test_error", color="k", label="dense")
     _common.error_axes(ax, "Convolutional network (paper Fig. 5)")
     return _common.save_figure(fig, out, "fig5")
 

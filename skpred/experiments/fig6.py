@@ -50,7 +50,7 @@ def splits(args, cfg):
         return [(b.data, b.data_test, b.target, b.target_test, b.image_shape)]
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    return [(*train_test_split(X, y, test_size=0.3, stratify=y, random_state=args.seed + i), (8, 8, 1))
+    return [(*train_test_split(X, y, test_size=0.3, stratify=y, random_state=args.seed * cfg["n_splits"] + i), (8, 8, 1))
             for i in range(cfg["n_splits"])]
 
 
@@ -96,11 +96,23 @@ def run(args):
         r = evaluate(cfg, args, reps, k, dictionary, alpha)
         rows.append(dict(panel="right", model=model, alpha_fraction=alpha, **r))
         _common.progress(f"right {model}: {r['dynamic_params']} dynamic, error {r['error_mean']:.4f}")
-    return _common.finish(args, "fig6.csv", rows, COLUMNS, dataset=args.dataset, **cfg)
+    return _common.finish(args, "fig6.csv", rows, COLUMNS, keys=("panel", "model", "alpha_fraction"),
+                          outcome="error_mean", dataset=args.dataset, **cfg)
 
 
 def plot(out):
     rows = _common.read_rows(out, "fig6.csv")
+    if len({r["seed"] for r in rows}) > 1:
+        # several seeds: each group's mean over the seeds (each seed's value
+        # is a mean over its splits) and the 95% interval of that mean
+        summary = _common.read_summary(out, "fig6.csv")
+        for s in summary:
+            member = next(r for r in rows if all(r[k] == s[k] for k in
+                                                 ("panel", "model", "alpha_fraction")))
+            s.update(fraction_learned=member["fraction_learned"],
+                     dynamic_params=member["dynamic_params"], error_mean=s["error_mean_mean"],
+                     error_low=s["error_mean_low"], error_high=s["error_mean_high"])
+        rows = summary
     plt = _common.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     pts = sorted((r["fraction_learned"], r["error_mean"], r["error_low"], r["error_high"])

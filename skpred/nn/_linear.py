@@ -144,16 +144,25 @@ class FactoredLayer(nn.Module):
         return self.U.numel()
 
     @torch.no_grad()
-    def max_norm_(self, max_norm: float) -> None:
-        """Scale V so that no unit's incoming weight vector (a column of W, a
-        filter of a convolution) has a norm above ``max_norm``.
+    def max_norm_(self, max_norm: float, on: str = "W") -> None:
+        """Scale V so that no unit's incoming weight vector has a norm above
+        ``max_norm``.
 
-        ``||U_c v||^2 = v^T (U_c^T U_c) v``: the norms come from the small
-        Gram matrices of each column's dictionary, without materialising W.
+        ``on="W"``: the unit's weights W = U v (a column of W, a filter of a
+        convolution); ``||U_c v||^2 = v^T (U_c^T U_c) v``, so the norms come
+        from the small Gram matrices of each column's dictionary, without
+        materialising W. ``on="V"``: the unit's learned vector v itself (the
+        authors' ``max_col_norm`` on the layer that follows their fixed
+        dictionary layer).
         """
-        gram = self._gram()
+        if on not in ("W", "V"):
+            raise ValueError(f"max_norm_on must be 'W' or 'V', got {on!r}.")
+        gram = self._gram() if on == "W" else None
         for V, c0, c1 in self._groups():
-            norms = torch.einsum("cam,cab,cbm->cm", V, gram[c0:c1], V).clamp_min(0).sqrt()
+            if on == "V":
+                norms = V.norm(dim=1)
+            else:
+                norms = torch.einsum("cam,cab,cbm->cm", V, gram[c0:c1], V).clamp_min(0).sqrt()
             scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
             V.mul_(scale[:, None, :])
 

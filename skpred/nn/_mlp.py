@@ -33,15 +33,19 @@ def glorot_bound(fan_in: int, fan_out: int, activation: str) -> float:
 
 
 @torch.no_grad()
-def max_norm_(layer: nn.Module, max_norm: float) -> None:
+def max_norm_(layer: nn.Module, max_norm: float, on: str = "W") -> None:
     """Cap the norm of every unit's incoming weight vector at ``max_norm``.
 
     Works for ``nn.Linear`` and ``nn.Conv2d`` (rows or filters of
     ``weight``, renormalised in place) and for the predicted layers, dense
-    and convolutional (their ``max_norm_`` method scales V).
+    and convolutional (their ``max_norm_`` method scales V). ``on="W"``
+    caps the weights W = U V a unit applies to its input, ``on="V"`` the
+    learned vector of each unit (the two are the same for a dense layer).
     """
+    if on not in ("W", "V"):
+        raise ValueError(f"max_norm_on must be 'W' or 'V', got {on!r}.")
     if hasattr(layer, "max_norm_"):
-        layer.max_norm_(max_norm)
+        layer.max_norm_(max_norm, on=on)
     else:
         layer.weight.renorm_(2, 0, max_norm)
 
