@@ -25,6 +25,9 @@ extensions = [
     "myst_parser",  # the Markdown pages (benchmarks, overview, development)
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+# Markdown headings up to level 2 get GitHub's anchors, so links such as
+# authors_settings.md#ablation-... work on the site as on GitHub.
+myst_heading_anchors = 2
 autosummary_generate = True
 numpydoc_show_class_members = False
 # Links into scikit-learn's, numpy's, PyTorch's and Python's documentation
