@@ -167,7 +167,7 @@ def fit_tied_autoencoder(
             xb = X[rows_or_xb]
             h = activation(layer.forward_pooled(pooled[rows_or_xb]))
         W = layer.weight
-        if len(sizes) > 1 and len(set(sizes)) == 1:
+        if len(sizes) > 1 and len(set(sizes)) == 1 and not r["decoder_bias"]:
             # equal columns: every column's reconstruction in one batched
             # product, (C, B, n_in)
             C, m = len(sizes), sizes[0]
