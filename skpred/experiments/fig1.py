@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits, load_sample_images
 
 from .. import _kernels
 from .._image import ZCAWhitening, normalize_patches, sample_patches
-from .._mlp import PredictedMLPClassifier
+from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from .._rica import PredictedRICA
 from ..datasets import load_mnist
 from . import _common
@@ -46,8 +46,8 @@ def mlp_features(cfg, args):
     X, y = load_mnist(args.data, return_X_y=True) if args.data else load_mnist(return_X_y=True)
     # The paper's sigmoid network, dense, trained with Adam until the
     # training loss stops improving (scikit-learn's rule), max_iter at most.
-    clf = PredictedMLPClassifier(**_common.paper_mlp(
-        hidden_layer_sizes=(cfg["mlp_hidden"],), dictionary=None,
+    clf = PredictedMLPClassifier(**dict(
+        PAPER_MLP_SETTINGS, hidden_layer_sizes=(cfg["mlp_hidden"],), dictionary=None,
         pretrain=False, solver="adam", learning_rate_init=1e-3, learning_rate_decay=1.0,
         max_iter=cfg["mlp_epochs"], n_iter_no_change=10, max_norm=None, device=args.device,
         random_state=args.seed))

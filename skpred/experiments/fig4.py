@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .._mlp import PredictedMLPClassifier
+from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from ..datasets import load_mnist
 from . import _common
 
@@ -65,8 +65,8 @@ def settings(cfg, method, frac, args, columns=None):
     ``columns`` (else ``--columns``) columns in both predicted layers, and
     every model but LowRank pretrained (the paper: its autoencoder
     pretraining was unstable)."""
-    return _common.paper_mlp(
-        hidden_layer_sizes=cfg["hidden"], dictionary=METHODS[method],
+    return dict(
+        PAPER_MLP_SETTINGS, hidden_layer_sizes=cfg["hidden"], dictionary=METHODS[method],
         alpha_fraction=frac, n_columns=layer_columns(cfg, columns or args.columns),
         pretrain=method != "LowRank",
         pretrain_epochs=cfg["pretrain_epochs"], learning_rate_init=cfg["lr"],
@@ -74,11 +74,11 @@ def settings(cfg, method, frac, args, columns=None):
     )
 
 
-def points(cfg, args, methods=None):
+def points(cfg, args):
     """(method, columns, fraction) of every fit: the dense network once,
     every other method at every fraction and column count."""
     out = []
-    for method in methods or cfg["methods"]:
+    for method in cfg["methods"]:
         if method == "nokernel":
             out.append((method, 1, 1.0))
             continue
@@ -123,7 +123,8 @@ def run(args):
         _common.progress(f"{method:<9} columns={columns:<2} alpha={frac:<7} "
                          f"learned={row['fraction_learned']:.3f} error={row['test_error']:.4f} "
                          f"({row['seconds']} s; {eta.step()})")
-    return _common.finish(args, "fig4.csv", rows, COLUMNS, keys=("method", "columns", "alpha_fraction"), **cfg)
+    return _common.finish(args, "fig4.csv", rows, COLUMNS,
+                          keys=("method", "columns", "alpha_fraction"), **cfg)
 
 
 def plot(out):

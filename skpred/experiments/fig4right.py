@@ -16,7 +16,7 @@ replaced by its largest divisor of the layer width (1024 units: 1, 4, 8 for
 
 import numpy as np
 
-from .._mlp import PredictedMLPClassifier
+from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
 from . import _common
 
 PRESETS = {
@@ -74,8 +74,8 @@ def run(args):
     for requested in cfg["columns"]:
         columns = max(c for c in range(1, requested + 1) if all(h % c == 0 for h in hidden))
         for frac in cfg["fractions"]:
-            clf = PredictedMLPClassifier(**_common.paper_mlp(
-                hidden_layer_sizes=hidden, dictionary=("emp", "emp"),
+            clf = PredictedMLPClassifier(**dict(
+                PAPER_MLP_SETTINGS, hidden_layer_sizes=hidden, dictionary=("emp", "emp"),
                 alpha_fraction=frac, n_columns=columns, pretrain_epochs=cfg["pretrain_epochs"],
                 learning_rate_init=cfg["lr"], max_iter=cfg["max_iter"], device=args.device,
                 random_state=args.seed))
