@@ -151,6 +151,11 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
     def _per_sample_loss(self, out, yb):
         raise NotImplementedError
 
+    def _mean_loss(self, out, yb):
+        """The unweighted minibatch mean of :meth:`_per_sample_loss`; a task
+        whose loss has a fused mean overrides it (one operator, not two)."""
+        return self._per_sample_loss(out, yb).mean()
+
     def _validation_score(self, out, y, w):
         """Score of outputs ``out`` against ``y`` (weights ``w`` or None): higher is better."""
         raise NotImplementedError
@@ -449,6 +454,8 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         feed, forward = self._training_feed(module, data.X_t, epochs, batch_size)
 
         def batch_loss(xb, yb, wb=None):
+            if wb is None:
+                return self._mean_loss(forward(xb), yb)
             return _feeds.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
 
         def validation():
@@ -751,6 +758,11 @@ class TorchClassifierBase(ClassifierMixin, TorchEstimatorBase):
         # scikit-learn's LabelBinarizer has it)
         matrix = targets if targets.ndim == 2 else (targets == 1)[:, None]
         return torch.as_tensor(matrix, dtype=torch.float32, device=device)
+
+    def _mean_loss(self, out, yb):
+        if self._out_activation() == "softmax":
+            return F.cross_entropy(out, yb)
+        return super()._mean_loss(out, yb)
 
     def _per_sample_loss(self, out, yb):
         if self._out_activation() == "softmax":

@@ -90,10 +90,12 @@ def train_epochs(
     X, y : tensors already on the training device (``y`` may be None).
     after_step : callable or None
         Called after every optimiser step (e.g. the max-norm constraint).
-    penalty : callable or None
-        ``penalty()`` is added to every minibatch's loss divided by the
-        minibatch's weight (its size, or its sum of sample weights), as
-        scikit-learn adds its L2 term; the epoch loss includes it.
+    penalty : skpred._optim.L2Penalty or None
+        Added to every minibatch's loss divided by the minibatch's weight
+        (its size, or its sum of sample weights), as scikit-learn adds its
+        L2 term: its gradient by ``penalty.add_grad_``, its value (in the
+        epoch loss and the batch loss the callbacks see) by
+        ``penalty.value()``.
     weights : tensor or None
         Per-sample weights aligned with X; the epoch loss is then
         ``sum(w l) / sum(w)`` over the epoch.
@@ -159,23 +161,29 @@ def train_epochs(
                     wb = weights[rows]
                     loss = batch_loss(xb, yb, wb)
                     batch_weight = wb.sum()
-                if dp is None and penalty is not None:
-                    loss = loss + penalty() / batch_weight
                 if dp is not None:
                     # this rank's share of the minibatch's global mean
                     loss = loss * (batch_weight / global_weight)
                     batch_weight = global_weight
-                    if penalty is not None and dp.rank == 0:  # counted once
-                        loss = loss + penalty() / global_weight
                     if loss.requires_grad:
                         loss.backward()
                     dp.all_reduce_gradients(learned)
                 else:
                     loss.backward()
+                if penalty is not None:
+                    # the penalty's gradient, alpha w / batch weight, on every
+                    # rank after the sum; its value counted once (rank 0)
+                    penalty.add_grad_(1.0 / batch_weight)
+                    if dp is None or dp.rank == 0:
+                        loss = loss.detach() + penalty.value() / batch_weight
                 optimizer.step()
                 if after_step is not None:
                     after_step()
-                total += loss.detach() * batch_weight
+                with torch.no_grad():
+                    if isinstance(batch_weight, torch.Tensor):
+                        total.add_(loss * batch_weight)
+                    else:
+                        total.add_(loss, alpha=batch_weight)
                 if on_batch:
                     loop.batch, loop.batch_loss = batch, loss.detach()
                     for hook in on_batch:

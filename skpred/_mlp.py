@@ -181,8 +181,7 @@ class _MLPNetwork:
             return None
 
         def after_step():
-            for layer in layers:
-                max_norm_(layer, self.max_norm, on=self.max_norm_on)
+            max_norm_(layers, self.max_norm, on=self.max_norm_on)
 
         return after_step
 

@@ -303,9 +303,10 @@ def test_se_structured_blur_has_fewer_multiply_adds_but_auto_keeps_pool_or_dense
 
     alphas = _kernels.sample_alpha(784, 78, np.random.RandomState(0), 10)
     layer = SEPredictedLinear(784, 500, (28, 28, 1), 1.0, np.stack(alphas))
-    costs = layer._costs(100)
+    costs = layer._costs(100, training=True, input_grad=False)
     assert layer.blur_cost() < costs["pool"] < costs["dense"]
-    assert layer._route(100) == "pool" and layer._route(None) in ("pool", "dense")
+    assert layer._route(100, True, False) == "pool"
+    assert layer._route(None) in ("pool", "dense")
 
 
 @pytest.mark.parametrize("path", ["pool", "dense", "auto"])
@@ -401,24 +402,56 @@ def test_se_layer_rejects_a_shape_that_does_not_hold_the_features():
 
 def test_predicted_linear_costs_are_the_documented_multiply_add_counts():
     """Breakage caught: a wrong term in the pool or dense cost (so "auto"
-    takes the dearer route), ties not going to pool, or the evaluation route
-    depending on the batch. Reference: the counts written out by hand."""
+    takes the dearer route), training costed as a forward pass only (the
+    two wrong choices of issue 26), ties not going to pool, or the
+    evaluation route depending on the batch. Reference: the counts written
+    out by hand."""
     layer = PredictedLinear(100, 60, _dicts(100, 10, 3))
-    # pool: C*a*in + a*out = 3*10*100 + 10*60; dense: in*out + in*a*out/B
-    assert layer._costs(50) == {"pool": 3600, "dense": 6000 + 100 * 10 * 60 / 50}
+    # evaluation, W cached: pool C*a*in + a*out = 3*10*100 + 10*60; dense in*out
     assert layer._costs(None) == {"pool": 3600, "dense": 6000}
-    assert layer._costs(0)["dense"] == 6000 + 100 * 10 * 60  # a batch of 0 counts as 1
+    assert layer._costs(50) == layer._costs(None)  # the batch does not matter
+    # training, input with a gradient (g = 1): pool C*a*in*2 + 3*a*out;
+    # dense in*out*3 + 2*in*a*out/B
+    assert layer._costs(50, training=True) == {
+        "pool": 3 * 10 * 100 * 2 + 3 * 10 * 60, "dense": 100 * 60 * 3 + 2 * 100 * 10 * 60 / 50}
+    # the input without a gradient (g = 0): one product less each
+    assert layer._costs(50, training=True, input_grad=False) == {
+        "pool": 3 * 10 * 100 + 3 * 10 * 60, "dense": 100 * 60 * 2 + 2 * 100 * 10 * 60 / 50}
+    # a batch of 0 counts as 1
+    assert layer._costs(0, training=True)["dense"] == 100 * 60 * 3 + 2 * 100 * 10 * 60
     # a tie goes to pool: in*out == C*a*in + a*out for in=out=20, C=1, a=10
     tie = PredictedLinear(20, 20, _dicts(20, 10, 1))
     assert tie._costs(None)["pool"] == tie._costs(None)["dense"] == 400
     assert tie._route(None) == "pool"
     # dear pooling (many big columns): dense at any batch, pool never
     dear = PredictedLinear(100, 60, _dicts(100, 50, 3))
-    assert dear._route(1000) == "dense"
+    assert dear._route(1000, True) == "dense" and dear._route(None) == "dense"
     # a forced path ignores the costs
     for path in ("pool", "dense"):
         forced = PredictedLinear(100, 60, _dicts(100, 50, 3), path=path)
-        assert forced._route(7) == path
+        assert forced._route(7, True) == path
+
+
+def test_training_costs_fix_the_two_wrong_choices_of_the_paper_layers():
+    """Breakage caught: the route chosen from forward multiply-adds alone,
+    which sent the paper's layer 1 (784 -> 500, 10 columns of 78 atoms, its
+    input needing no gradient) to the dense route from batch 119 and its
+    layer 2 (500 -> 500, 10 columns of 50) to it above batch 500, though
+    pooling is cheaper for training at batch 128 and 4,096. Reference: the
+    issue's hand counts, written out."""
+    layer1 = PredictedLinear(784, 500, _dicts(784, 78, 10))
+    costs = layer1._costs(128, training=True, input_grad=False)
+    assert costs["pool"] == 10 * 78 * 784 + 3 * 78 * 500 == 728_520
+    assert costs["dense"] == 784 * 500 * 2 + 2 * 784 * 78 * 500 / 128  # 1.26M
+    assert layer1._route(128, True, False) == "pool"
+    layer2 = PredictedLinear(500, 500, _dicts(500, 50, 10))
+    costs = layer2._costs(4096, training=True, input_grad=True)
+    assert costs["pool"] == 10 * 50 * 500 * 2 + 3 * 50 * 500 == 575_000
+    assert costs["dense"] == pytest.approx(500 * 500 * 3 + 2 * 500 * 50 * 500 / 4096)  # 756k
+    assert layer2._route(4096, True, True) == "pool"
+    # evaluation, W cached: the dense product for both (layer 1: 392k
+    # against 651k pooling; layer 2: 250k against 275k)
+    assert layer2._route(None) == "dense" and layer1._route(None) == "dense"
 
 
 def test_predicted_linear_forward_takes_the_route_it_costs(monkeypatch):
@@ -427,10 +460,12 @@ def test_predicted_linear_forward_takes_the_route_it_costs(monkeypatch):
     layer = PredictedLinear(100, 60, _dicts(100, 10, 1))
     seen = []
     original = layer._route
-    monkeypatch.setattr(layer, "_route", lambda b: seen.append(b) or original(b))
+    monkeypatch.setattr(layer, "_route",
+                        lambda *args: seen.append(args) or original(*args))
     layer.train()(torch.randn(4, 100))
+    layer.train()(torch.randn(4, 100, requires_grad=True))
     layer.eval()(torch.randn(4, 100))
-    assert seen == [4, None]
+    assert seen == [(4, True, False), (4, True, True), (None,)]
     with pytest.raises(ValueError, match="in_features=100 values in the last dimension"):
         layer(torch.randn(4, 99))
 
@@ -493,24 +528,27 @@ def test_max_norm_of_a_predicted_linear_layer_against_the_materialised_rows(colu
     np.testing.assert_allclose(after, np.minimum(before, 1.0), rtol=1e-9)
 
 
-def test_gram_cache_follows_in_place_changes_of_u_and_is_never_used_for_learned_u():
-    """Breakage caught: a stale Gram matrix after U is edited in place (or
-    moved), or a learned U (LowRank) whose cached Gram goes stale on every
-    step."""
+def test_norm_factor_cache_follows_in_place_changes_of_u_and_is_never_used_for_learned_u():
+    """Breakage caught: a stale factor after U is edited in place (or
+    moved), a learned U (LowRank) whose cached factor goes stale on every
+    step, or a factor that is not one of U^T U. Reference: the Gram matrix
+    by einsum (R^T R must equal it)."""
     rng = np.random.RandomState(5)
     layer = PredictedLinear(10, 4, rng.standard_normal((2, 10, 3)), dtype=torch.float64)
-    Uc = layer.dictionaries
-    torch.testing.assert_close(layer._gram(), torch.einsum("cia,cib->cab", Uc, Uc))
+
+    def check(layer):
+        Uc, R = layer.dictionaries, layer._norm_factor()
+        torch.testing.assert_close(R.transpose(1, 2) @ R, torch.einsum("cia,cib->cab", Uc, Uc))
+
+    check(layer)
     with torch.no_grad():
         layer.U.mul_(2.0)
-    Uc = layer.dictionaries
-    torch.testing.assert_close(layer._gram(), torch.einsum("cia,cib->cab", Uc, Uc))
+    check(layer)
     low = LowRankLinear(10, 4, rank=3, n_columns=2, dtype=torch.float64)
-    low._gram()
+    low._norm_factor()
     with torch.no_grad():
         low.U.add_(1.0)
-    Uc = low.dictionaries
-    torch.testing.assert_close(low._gram(), torch.einsum("cia,cib->cab", Uc, Uc))
+    check(low)
     assert low._gram_cache is None
 
 
@@ -722,9 +760,9 @@ def test_each_forced_path_runs_its_own_arithmetic(path, monkeypatch):
 
     layer = SEPredictedLinear(36, 6, (6, 6), 1.0, np.arange(0, 36, 4), path=path)
     calls = {"W": 0, "einsum": 0}
-    weight_in_out, einsum = layer._weight_in_out, torch.einsum
-    monkeypatch.setattr(layer, "_weight_in_out",
-                        lambda: calls.__setitem__("W", calls["W"] + 1) or weight_in_out())
+    build, einsum = layer._build_weight, torch.einsum
+    monkeypatch.setattr(layer, "_build_weight",
+                        lambda: calls.__setitem__("W", calls["W"] + 1) or build())
     monkeypatch.setattr(torch, "einsum",
                         lambda *a: calls.__setitem__("einsum", calls["einsum"] + 1) or einsum(*a))
     layer(torch.randn(3, 36))

@@ -5,11 +5,13 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ._spec import bias_numel, describable
 
 __all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "FactoredLayer",
-           "as_dictionary_tensor", "flush_subnormals", "split_units", "column_sizes", "PATHS"]
+           "as_dictionary_tensor", "flush_subnormals", "split_units", "column_sizes", "PATHS",
+           "scale_to_cap_"]
 
 PATHS = ("auto", "pool", "dense")
 
@@ -115,6 +117,66 @@ def init_factored_(V: Tensor, bias: Optional[Tensor], U_cols: Tensor, fan_in: in
         bias.uniform_(-b, b, generator=generator)
 
 
+@torch.no_grad()
+def scale_to_cap_(tensors, norms, max_norm: float) -> None:
+    """``t /= max(1, n / max_norm)`` for every tensor and its units' norms
+    (broadcast), in three multi-tensor operators whatever their number;
+    a tensor below the cap is divided by exactly 1. ``norms`` are consumed."""
+    norms = list(norms)
+    torch._foreach_clamp_min_(norms, max_norm)
+    torch._foreach_div_(norms, max_norm)
+    torch._foreach_div_(list(tensors), norms)
+
+
+def _columns_view(t: Tensor, C: int, k: int) -> Tensor:
+    """``t`` (B, C*k) read as ``(C, k, B)`` (column c's block, transposed):
+    a strided view of any layout, no copy."""
+    sB, sK = t.stride()
+    return t.as_strided((C, k, t.shape[0]), (k * sK, sK, sB), t.storage_offset())
+
+
+class _ColumnProduct(torch.autograd.Function):
+    """``z V_c + b`` for every column c at once, written for few operators.
+
+    ``z`` is the pooled input (B, C*a), or ``x`` (B, in) with a fixed ``U``
+    (then z = x U is computed here). The product runs as ``out^T = V_c^T
+    z_c^T`` in one ``baddbmm`` whose operands and result are strided views
+    (no copies), and the backward pass computes exactly the gradients
+    needed, V's in V's own layout (so autograd does not copy it): five
+    operators forward and five back where autograd's views and transposes
+    took sixteen. Results equal the plain product to float32 rounding
+    (``tests/test_nn.py`` checks them against an einsum).
+    """
+
+    @staticmethod
+    def forward(ctx, x, U, V, bias):
+        z = x if U is None else torch.mm(x, U)
+        C, a, m = V.shape
+        B = z.shape[0]
+        zt = _columns_view(z, C, a)  # (C, a, B)
+        Vt = V.transpose(1, 2)  # (C, m, a)
+        out = torch.bmm(Vt, zt) if bias is None else torch.baddbmm(bias.view(C, m, 1), Vt, zt)
+        ctx.save_for_backward(U, V)
+        ctx.zt = zt
+        ctx.has_bias = bias is not None
+        return out.as_strided((B, C * m), (1, B))  # out (C*m, B) read as (B, C*m)
+
+    @staticmethod
+    def backward(ctx, g):
+        U, V = ctx.saved_tensors
+        C, a, m = V.shape
+        g3 = _columns_view(g, C, m)  # (C, m, B)
+        grad_x = grad_V = grad_bias = None
+        if ctx.needs_input_grad[2]:
+            grad_V = torch.bmm(ctx.zt, g3.transpose(1, 2))  # (C, a, m), V's layout
+        if ctx.has_bias and ctx.needs_input_grad[3]:
+            grad_bias = g.sum(0)
+        if ctx.needs_input_grad[0]:
+            grad_zt = torch.bmm(V, g3).view(C * a, -1)  # (C*a, B)
+            grad_x = (grad_zt if U is None else torch.mm(U, grad_zt)).t()
+        return grad_x, None, grad_V, grad_bias
+
+
 class FactoredLayer(nn.Module):
     """What predicted layers share: parameter counts and copying into a dense twin.
 
@@ -149,36 +211,82 @@ class FactoredLayer(nn.Module):
         ``max_norm``.
 
         ``on="W"``: the unit's weights W = U v (a column of W, a filter of a
-        convolution); ``||U_c v||^2 = v^T (U_c^T U_c) v``, so the norms come
-        from the small Gram matrices of each column's dictionary, without
+        convolution); with ``U_c = Q_c R_c`` (a QR of each column's
+        dictionary, cached while U does not change), ``||U_c v|| = ||R_c
+        v||``, so the norms come from the small ``R_c V_c`` without
         materialising W. ``on="V"``: the unit's learned vector v itself (the
         authors' ``max_col_norm`` on the layer that follows their fixed
-        dictionary layer).
+        dictionary layer). A vector whose norm ``n`` exceeds the cap is
+        scaled by ``max_norm / n``. ``skpred.nn._mlp.max_norm_`` caps several
+        layers with one set of multi-tensor operators.
         """
+        pending = self._unit_norms(max_norm, on)
+        if pending:
+            scale_to_cap_(*zip(*pending), max_norm)
+
+    def _unit_norms(self, max_norm: float, on: str) -> list:
+        """``[(V, norms)]``: each group's V and its units' norms, shape (c, 1,
+        m), for :func:`scale_to_cap_`; a one-column V capped on itself is
+        renormalised here (torch's ``renorm_``, one operator) and left out."""
         if on not in ("W", "V"):
             raise ValueError(f"max_norm_on must be 'W' or 'V', got {on!r}.")
-        gram = self._gram() if on == "W" else None
-        for V, c0, c1 in self._groups():
-            if on == "V":
-                norms = V.norm(dim=1)
-            else:
-                norms = torch.einsum("cam,cab,cbm->cm", V, gram[c0:c1], V).clamp_min(0).sqrt()
-            scale = (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
-            V.mul_(scale[:, None, :])
+        factor = self._norm_factor() if on == "W" else None
+        groups = self._groups()
+        pending = []
+        for V, c0, c1 in groups:
+            if on == "V" and V.shape[0] == 1:
+                # its units are the columns of V[0]; renorm divides by the norm
+                # + 1e-7, a relative 5e-8 of the cap: below float32's resolution
+                V.view(V.shape[1], V.shape[2]).renorm_(2, 1, max_norm)
+                continue
+            P = V if on == "V" else torch.bmm(factor if len(groups) == 1 else factor[c0:c1], V)
+            pending.append((V, torch.linalg.vector_norm(P, dim=1, keepdim=True)))
+        return pending
 
-    def _gram(self) -> Tensor:
-        """U_c^T U_c per column. For a fixed U it is cached in the
-        non-persistent buffer ``_gram_cache`` (it moves with the module and is
-        never saved) and rebuilt when U changes; a learned U (LowRank) is
-        never cached."""
-        U = self.dictionaries  # (C, fan_in, a)
+    def _norm_factor(self) -> Tensor:
+        """``R_c`` with ``U_c^T U_c = R_c^T R_c`` per column, (C, a, a). For
+        a fixed U it is cached in the non-persistent buffer ``_gram_cache``
+        (it moves with the module and is never saved) and rebuilt when U
+        changes; for a learned U (LowRank) it is computed on every call."""
+        U = self.dictionaries.detach()  # (C, fan_in, a)
         if self.U.requires_grad:
-            return torch.bmm(U.transpose(1, 2), U)
-        key = (self.U.data_ptr(), str(self.U.device), self.U.dtype, self.U._version)
+            return torch.linalg.qr(U, mode="r")[1]
+        key = (self.U.data_ptr(), self.U._version)
         if getattr(self, "_gram_key", None) != key or self._gram_cache is None:
-            self._gram_cache = torch.bmm(U.transpose(1, 2), U)
+            # QR in float64: R's rounding is then far below float32's
+            self._gram_cache = torch.linalg.qr(U.double(), mode="r")[1].to(U.dtype)
             self._gram_key = key
         return self._gram_cache
+
+    # ---------------------------------------- evaluation weight cache
+
+    def _eval_weight(self, build):
+        """``build()`` (the materialised weight), cached while no gradient
+        is recorded: it is rebuilt when V, V_rest or U change (an optimiser
+        step, ``load_state_dict``, a move to another device all change a
+        parameter's version or storage), so repeated predictions build W
+        once. Never cached where autograd records."""
+        if torch.is_grad_enabled():
+            self.__dict__.pop("_weight_cache", None)
+            return build()
+        key = tuple((t.data_ptr(), t._version, t.dtype)
+                    for t in (self.V, getattr(self, "V_rest", None), self.U) if t is not None)
+        cached = self.__dict__.get("_weight_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, build())
+            self.__dict__["_weight_cache"] = cached
+        return cached[1]
+
+    def __getstate__(self):
+        # the cached weight is a function of the parameters: never copied
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state.pop("_weight_cache", None)
+        return state
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop("_weight_cache", None)
+        return super()._apply(fn, *args, **kwargs)
 
     def _make_parameters(self, n_units: int, bias: bool, factory_kwargs: dict) -> None:
         """V (one block per column; V and V_rest for uneven columns) and the
@@ -335,63 +443,85 @@ class PredictedLinear(FactoredLayer):
         """
         self._init_groups(self.dictionaries, self.in_features, generator, bound)
 
-    def _costs(self, batch: Optional[int]) -> dict:
+    def _costs(self, batch: Optional[int], training: bool = False,
+               input_grad: bool = True) -> dict:
         """Multiply-adds per sample of each way to run the layer.
 
-        ``batch=None`` amortises W's materialisation away: the choice then
-        does not depend on how a prediction is split into batches, so
-        results do not either.
+        Evaluation (``training=False``) counts the forward pass; the dense
+        route's W is cached between calls (see :meth:`_eval_weight`), so
+        its materialisation is free there and the choice does not depend
+        on how a prediction is split into batches. Training counts forward
+        and backward at batch ``batch``, with ``g = 1`` when the input needs
+        a gradient: pooling costs ``C a in (1 + g) + 3 a out`` (``x U``, its
+        transpose for the input's gradient, ``z V`` and its two gradients),
+        materialising ``in out (2 + g) + 2 in a out / batch`` (``x W`` and
+        its gradients, W = U V built and its gradient taken once per step).
         """
         n_in, n_out, a, C = self.in_features, self.out_features, self.n_atoms, self.n_columns
+        if not training:
+            return {"pool": C * a * n_in + a * n_out, "dense": n_in * n_out}
+        g = 1 if input_grad else 0
         return {
-            "pool": C * a * n_in + a * n_out,
-            "dense": n_in * n_out + (n_in * a * n_out / max(batch, 1) if batch is not None else 0),
+            "pool": C * a * n_in * (1 + g) + 3 * a * n_out,
+            "dense": n_in * n_out * (2 + g) + 2 * n_in * a * n_out / max(batch, 1),
         }
 
-    def _route(self, batch: Optional[int]) -> str:
+    def _route(self, batch: Optional[int], training: bool = False,
+               input_grad: bool = True) -> str:
         """The path to run: the forced one, or the cheapest (pool on ties)."""
         if self.path != "auto":
             return self.path
-        costs = self._costs(batch)
-        return min(costs, key=costs.get)
+        costs = self._costs(batch, training, input_grad)
+        return "dense" if costs["dense"] < costs["pool"] else "pool"
 
     def _pooled(self, x: Tensor, route: str) -> Tensor:
         """``x U`` for every column at once, shape (B, C * a); ``route`` is
         the path or the route chosen (read by subclasses with structured
         routes)."""
-        return x @ self.U
+        return torch.mm(x, self.U)
 
-    def _weight_in_out(self) -> Tensor:
-        """W as (in_features, out_features), one batched matmul for all
-        columns (one per group of equal columns)."""
-        U = self.dictionaries
-        parts = []
-        for V, c0, c1 in self._groups():
-            W = torch.bmm(U[c0:c1], V)  # (c, in, m)
-            parts.append(W.permute(1, 0, 2).reshape(self.in_features, -1))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    def _build_weight(self) -> Tensor:
+        """W as (out_features, in_features): ``V_c^T U_c^T`` for every
+        column in one batched product (one per group of equal columns),
+        laid out as ``F.linear`` reads it, with no copy."""
+        C, a = self.n_columns, self.n_atoms
+        Ut = self.U.t().reshape(C, a, self.in_features)  # U_c^T, a view
+        parts = [torch.bmm(V.transpose(1, 2), Ut if c1 - c0 == C else Ut[c0:c1])
+                 for V, c0, c1 in self._groups()]
+        W = parts[0] if len(parts) == 1 else torch.cat([p.flatten(0, 1) for p in parts])
+        return W.reshape(self.out_features, self.in_features)
 
     @property
     def weight(self) -> Tensor:
         """The full predicted weight, shaped like ``nn.Linear.weight`` (out, in)."""
-        return self._weight_in_out().t()
+        return self._build_weight()
+
+    def _weight_in_out(self) -> Tensor:
+        """W as (in_features, out_features)."""
+        return self._build_weight().t()
 
     def forward(self, input: Tensor) -> Tensor:
         if input.shape[-1] != self.in_features:
             raise ValueError(
                 f"{type(self).__name__} expects inputs with in_features={self.in_features} "
                 f"values in the last dimension, got input of shape {tuple(input.shape)}.")
-        lead = input.shape[:-1]
-        x = input.reshape(-1, self.in_features)
+        flat = input.ndim == 2
+        x = input if flat else input.reshape(-1, self.in_features)
         # Training picks the ordering for its batch; evaluation one per layer.
-        route = self._route(x.shape[0] if self.training else None)
-        if route != "dense":
+        if self.training:
+            route = self._route(x.shape[0], True, x.requires_grad)
+        else:
+            route = self._route(None)
+        if route == "pool" and self.fixed_dictionary and self.n_columns > 1 \
+                and self.V_rest is None:
+            # x U and the columns' products in one autograd node
+            out = _ColumnProduct.apply(x, self.U, self.V, self.bias)
+        elif route != "dense":
             # (B, C*a): every column's pooling at once, then the learned map
-            return self.forward_pooled(self._pooled(x, route)).reshape(*lead, self.out_features)
-        out = x @ self._weight_in_out()
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*lead, self.out_features)
+            out = self._apply_pooled(self._pooled(x, route))
+        else:
+            out = F.linear(x, self._eval_weight(self._build_weight), self.bias)
+        return out if flat else out.reshape(*input.shape[:-1], self.out_features)
 
     @property
     def fixed_dictionary(self) -> bool:
@@ -428,28 +558,38 @@ class PredictedLinear(FactoredLayer):
             raise ValueError(
                 f"{type(self).__name__}.forward_pooled expects n_columns * n_atoms = {width} "
                 f"values in the last dimension, got input of shape {tuple(pooled.shape)}.")
-        lead = pooled.shape[:-1]
-        z = pooled.reshape(-1, width)
-        B = z.shape[0]
+        if pooled.ndim == 2:
+            return self._apply_pooled(pooled)
+        out = self._apply_pooled(pooled.reshape(-1, width))
+        return out.reshape(*pooled.shape[:-1], self.out_features)
+
+    def _apply_pooled(self, z: Tensor) -> Tensor:
+        """``z V + b`` for pooled inputs z of shape (B, C * a), every column
+        at once and the bias fused: with one column an ``addmm``; with
+        several equal columns :class:`_ColumnProduct`; with uneven ones a
+        batched product per group."""
         if self.n_columns == 1:
-            out = z @ self.V[0]
-        else:
-            z = z.view(B, self.n_columns, self.n_atoms).transpose(0, 1)
-            parts = [torch.bmm(z[c0:c1], V).transpose(0, 1).reshape(B, -1)
-                     for V, c0, c1 in self._groups()]
-            out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*lead, self.out_features)
+            V = self.V.view(self.n_atoms, self.out_features)
+            return torch.mm(z, V) if self.bias is None else torch.addmm(self.bias, z, V)
+        if self.V_rest is None:
+            return _ColumnProduct.apply(z, None, self.V, self.bias)
+        zt = _columns_view(z, self.n_columns, self.n_atoms)
+        parts = [torch.bmm(V.transpose(1, 2), zt[c0:c1]).flatten(0, 1)
+                 for V, c0, c1 in self._groups()]
+        out = torch.cat(parts).t()
+        return out if self.bias is None else out + self.bias
 
     def pool_once_cost(self, epochs: int, batch: Optional[int]) -> dict:
-        """Multiply-adds per sample over ``epochs`` passes over data that
-        does not change: ``"per step"`` runs :meth:`forward` on every batch
-        (the cheaper ordering each time), ``"pool once"`` runs :meth:`pool`
-        once and :meth:`forward_pooled` on every batch."""
+        """Multiply-adds per sample over ``epochs`` training passes over
+        data that does not change (and needs no gradient): ``"per step"``
+        runs :meth:`forward` on every batch (the cheaper ordering for
+        training, forward and backward), ``"pool once"`` runs :meth:`pool`
+        once and :meth:`forward_pooled` on every batch (``z V`` and the
+        gradients of V and of its input: ``3 a out``)."""
         C, a = self.n_columns, self.n_atoms
-        return {"per step": epochs * min(self._costs(batch).values()),
-                "pool once": C * a * self.in_features + epochs * a * self.out_features}
+        per_step = min(self._costs(batch, training=True, input_grad=False).values())
+        return {"per step": epochs * per_step,
+                "pool once": C * a * self.in_features + epochs * 3 * a * self.out_features}
 
     def to_dense(self) -> nn.Linear:
         """An equivalent ``torch.nn.Linear`` holding the materialised weight."""

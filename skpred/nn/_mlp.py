@@ -6,6 +6,7 @@ from typing import List, Sequence
 import torch
 from torch import Tensor, nn
 
+from ._linear import scale_to_cap_
 from ._spec import describable, layer_from_spec, layer_to_spec, spec_numel
 
 __all__ = ["PredictedMLP", "ACTIVATIONS", "max_norm_", "glorot_bound"]
@@ -33,21 +34,29 @@ def glorot_bound(fan_in: int, fan_out: int, activation: str) -> float:
 
 
 @torch.no_grad()
-def max_norm_(layer: nn.Module, max_norm: float, on: str = "W") -> None:
+def max_norm_(layers, max_norm: float, on: str = "W") -> None:
     """Cap the norm of every unit's incoming weight vector at ``max_norm``.
 
-    Works for ``nn.Linear`` and ``nn.Conv2d`` (rows or filters of
-    ``weight``, renormalised in place) and for the predicted layers, dense
-    and convolutional (their ``max_norm_`` method scales V). ``on="W"``
+    ``layers`` is one layer or a sequence of them: ``nn.Linear`` and
+    ``nn.Conv2d`` (rows or filters of ``weight``, renormalised in place)
+    and the predicted layers, dense and convolutional (V scaled). ``on="W"``
     caps the weights W = U V a unit applies to its input, ``on="V"`` the
     learned vector of each unit (the two are the same for a dense layer).
+    The predicted layers of a sequence are scaled together, by three
+    multi-tensor operators in all.
     """
     if on not in ("W", "V"):
         raise ValueError(f"max_norm_on must be 'W' or 'V', got {on!r}.")
-    if hasattr(layer, "max_norm_"):
-        layer.max_norm_(max_norm, on=on)
-    else:
-        layer.weight.renorm_(2, 0, max_norm)
+    if isinstance(layers, nn.Module):
+        layers = [layers]
+    pending = []
+    for layer in layers:
+        if hasattr(layer, "_unit_norms"):
+            pending += layer._unit_norms(max_norm, on)
+        else:
+            layer.weight.renorm_(2, 0, max_norm)
+    if pending:
+        scale_to_cap_(*zip(*pending), max_norm)
 
 
 @describable
