@@ -142,6 +142,48 @@ ROWS = {
 REFERENCE = {"mlp": "skpred dense", "conv": "skpred CIFAR net dense"}
 
 
+def _k(n):
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def routes(epochs=100):
+    """The ordering each paper MLP layer runs (``PredictedLinear._route``;
+    for layer 1's training, whether the estimator pools X once, by
+    ``skpred._mlp.pool_once`` itself), with the multiply-adds per sample
+    of both orderings: training at batch 100 and 4,096 (forward and
+    backward; layer 1's input needs no gradient, layer 2's does) and
+    evaluation (W cached)."""
+    from skpred._mlp import pool_once
+    from skpred.nn import PredictedLinear
+
+    layers = [("layer 1: 784 -> 500, SE, 78 atoms", 784, 500, 78, False),
+              ("layer 2: 500 -> 500, Emp, 50 atoms", 500, 500, 50, True)]
+    rows, data = [], []
+    for name, n_in, n_out, a, input_grad in layers:
+        for C in (1, 10):
+            layer = PredictedLinear(n_in, n_out, torch.rand(C, n_in, a))
+            cells = []
+            for batch in (100, 4096):
+                costs = layer._costs(batch, training=True, input_grad=input_grad)
+                route = layer._route(batch, True, input_grad)
+                cell = f"{route} (pool {_k(costs['pool'])}, dense {_k(costs['dense'])})"
+                if not input_grad and pool_once(layer, torch.zeros(1, n_in), epochs,
+                                                batch) is not None:
+                    once = layer.pool_once_cost(epochs, batch)
+                    cell = (f"pooled once ({_k(once['pool once'] / epochs)} a step over "
+                            f"{epochs} epochs; else {cell})")
+                cells.append(cell)
+                data.append(dict(layer=name, columns=C, batch=batch, training=True,
+                                 route=route, costs=costs))
+            costs = layer._costs(None)
+            route = layer._route(None)
+            cells.append(f"{route} (pool {_k(costs['pool'])}, dense {_k(costs['dense'])})")
+            data.append(dict(layer=name, columns=C, batch=None, training=False, route=route,
+                             costs=costs))
+            rows.append([name, str(C)] + cells)
+    return rows, data
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None,
@@ -173,6 +215,12 @@ def main(argv=None):
                      f"{r['vs_dense']:.2f}x" if r["vs_dense"] else "n/a"])
     emit("step_ops", ["model", "ops / step", "vs skpred dense"], rows, results,
          "python benchmarks/bench_step_ops.py", "" if args.only else args.json)
+    if not args.only:
+        route_rows, route_data = routes()
+        emit("routes", ["layer", "columns", "training, batch 100", "training, batch 4,096",
+                        "evaluation"], route_rows, route_data,
+             "python benchmarks/bench_step_ops.py",
+             args.json if args.json == "" else None)
     return 0
 
 

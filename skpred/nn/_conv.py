@@ -7,7 +7,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._spec import bias_numel, describable, pair_list, pair_tuple
-from ._linear import PATHS, FactoredLayer, as_dictionary_tensor, init_factored_, split_units
+from ._linear import (PATHS, FactoredLayer, _Materialise, as_dictionary_tensor, init_factored_,
+                      split_units)
 
 __all__ = ["PredictedConv2d"]
 
@@ -159,8 +160,8 @@ class PredictedConv2d(FactoredLayer):
     def weight(self) -> Tensor:
         """The materialised filters, shaped like ``nn.Conv2d.weight``."""
         Uc = self.U.view(self.n_columns, self.n_atoms, self.fan_in)
-        W = torch.bmm(self.V.transpose(1, 2), Uc)  # (C, m, fan_in)
-        return W.reshape(self.out_channels, self.in_channels, *self.kernel_size)
+        W = _Materialise.apply(self.V, Uc)  # (C*m, fan_in)
+        return W.view(self.out_channels, self.in_channels, *self.kernel_size)
 
     def _mix_weight(self) -> Tensor:
         # Grouped 1x1 conv: output c*m + j reads atoms c*a .. c*a + a - 1.
