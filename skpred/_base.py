@@ -60,6 +60,7 @@ TRAINING_CONSTRAINTS = {
     "power_t": [Interval(Real, 0, None, closed="left")],
     "progress_bar": [StrOptions({"auto"}), "boolean"],
     "callbacks": [list, None],
+    "compile": ["boolean"],
 }
 
 # Parameters of the classifiers only.
@@ -458,6 +459,14 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
                 return self._mean_loss(forward(xb), yb)
             return _feeds.weighted_mean(self._per_sample_loss(forward(xb), yb), wb)
 
+        after_step = self._after_step(module)
+        if self.compile:
+            # forward, loss and (through AOTAutograd) backward as one graph;
+            # the constraint as another
+            batch_loss = _loop.compiled(batch_loss, "the training step")
+            if after_step is not None:
+                after_step = _loop.compiled(after_step, "the max-norm constraint")
+
         def validation():
             with torch.no_grad():
                 out = _feeds.apply_in_batches(module, data.X_val)
@@ -482,7 +491,7 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         return _loop.train_epochs(
             module, batch_loss, feed, data.y_t, self._optimizer,
             epochs=epochs, batch_size=batch_size, shuffle=self.shuffle,
-            generator=data.generator, after_step=self._after_step(module),
+            generator=data.generator, after_step=after_step,
             penalty=_optim.l2_penalty(module, self.alpha), weights=data.w_t, dp=data.dp,
             callbacks=callbacks, estimator=self,
             warn_not_converged=not partial and not data.interrupted,

@@ -185,6 +185,16 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     verbose : int, default=0
     progress_bar : "auto" or bool, default="auto"
     callbacks : list of skpred.callbacks.Callback or None, default=None
+    compile : bool, default=False
+        Compile the fine-tuning step with ``torch.compile`` (the inductor
+        backend): the forward pass and the loss, with their backward pass,
+        as one graph, and the max-norm constraint as another. The first
+        steps pay the compilation (tens of seconds on a CPU), so it pays
+        only for long fits; the default is off because on the bundled
+        digits it does not win end to end (docs/benchmarks.md, "Compiled
+        steps"). The model equals the eager one to float32 rounding. Where
+        compilation is unavailable the step runs eagerly, with a warning.
+        Pretraining and ``solver="lbfgs"`` always run eagerly.
     class_weight : dict, "balanced" or None, default=None
         As in :class:`PredictedMLPClassifier`.
     warm_start : bool, default=False
@@ -297,6 +307,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         callbacks=None,
         class_weight=None,
         warm_start=False,
+        compile=False,
     ):
         self.conv_layers = conv_layers
         self.dense_layers = dense_layers
@@ -332,6 +343,7 @@ class PredictedConvNetClassifier(TorchClassifierBase):
         self.callbacks = callbacks
         self.class_weight = class_weight
         self.warm_start = warm_start
+        self.compile = compile
 
     # ------------------------------------------------------------- inputs
 

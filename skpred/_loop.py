@@ -20,6 +20,35 @@ from torch import nn
 from .callbacks import Callback, TrainingResult
 
 
+def compiled(fn, what):
+    """``fn`` compiled by ``torch.compile`` (the inductor backend), or
+    ``fn`` itself, with a warning, where compilation is unavailable: when
+    ``torch.compile`` or a later (re)compilation raises, the call runs
+    eagerly and every later call too. Compilation happens before anything
+    runs, so a failed one has changed nothing."""
+    try:
+        target = torch.compile(fn)
+    except Exception as error:  # no backend on this platform
+        warnings.warn(f"compile=True: {what} could not be compiled ({error!r}); running "
+                      f"it eagerly.", UserWarning)
+        return fn
+    state = {"fn": target}
+
+    def call(*args):
+        if state["fn"] is fn:
+            return fn(*args)
+        try:
+            return state["fn"](*args)
+        except Exception as error:
+            # a genuine error in fn raises again, eagerly, below
+            warnings.warn(f"compile=True: {what} could not be compiled ({error!r}); "
+                          f"running it eagerly.", UserWarning)
+            state["fn"] = fn
+            return fn(*args)
+
+    return call
+
+
 def _overrides(cb, hook):
     return getattr(type(cb), hook) is not getattr(Callback, hook)
 

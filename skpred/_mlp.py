@@ -479,6 +479,16 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         end of training), in every phase (pretraining and fine-tuning): log,
         checkpoint, or stop a phase with ``loop.stop()``. See
         :mod:`skpred.callbacks`.
+    compile : bool, default=False
+        Compile the fine-tuning step with ``torch.compile`` (the inductor
+        backend): the forward pass and the loss, with their backward pass,
+        as one graph, and the max-norm constraint as another. The first
+        steps pay the compilation (tens of seconds on a CPU), so it pays
+        only for long fits; the default is off because on the bundled
+        digits it does not win end to end (docs/benchmarks.md, "Compiled
+        steps"). The model equals the eager one to float32 rounding. Where
+        compilation is unavailable the step runs eagerly, with a warning.
+        Pretraining and ``solver="lbfgs"`` always run eagerly.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss (multiplying ``sample_weight``):
         ``{label: weight}``, or "balanced", ``n_samples / (n_classes *
@@ -638,6 +648,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         callbacks=None,
         class_weight=None,
         warm_start=False,
+        compile=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -681,6 +692,7 @@ class PredictedMLPClassifier(_MLPNetwork, TorchClassifierBase):
         self.callbacks = callbacks
         self.class_weight = class_weight
         self.warm_start = warm_start
+        self.compile = compile
 
 
 class PredictedMLPRegressor(_MLPNetwork, TorchRegressorBase):
@@ -706,7 +718,7 @@ pretrain_learning_rate, pretrain_recipe, init, solver, learning_rate_init, learn
 learning_rate_decay, momentum, nesterovs_momentum, beta_1, beta_2, epsilon, batch_size, \
 max_iter, max_fun, alpha, max_norm, max_norm_on, \
 shuffle, early_stopping, validation_fraction, n_iter_no_change, tol, device, \
-random_state, verbose, progress_bar, callbacks, warm_start :
+random_state, verbose, progress_bar, callbacks, warm_start, compile :
         As in :class:`PredictedMLPClassifier`, with the same defaults.
         Targets are not scaled: standardise them (e.g. with
         ``sklearn.compose.TransformedTargetRegressor``) when their scale is
@@ -797,6 +809,7 @@ device_ :
         progress_bar="auto",
         callbacks=None,
         warm_start=False,
+        compile=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.loss = loss
@@ -840,3 +853,4 @@ device_ :
         self.progress_bar = progress_bar
         self.callbacks = callbacks
         self.warm_start = warm_start
+        self.compile = compile

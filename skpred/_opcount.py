@@ -17,9 +17,18 @@ def top_level_ops(fn) -> Counter:
     """Run ``fn()`` under ``torch.profiler`` on the CPU and count its
     top-level ATen operators by name (backward ops included: autograd's
     nodes are not ATen operators, so the ops they call are top level)."""
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=activities) as prof:
+    with profiler() as prof:
         fn()
+    return count_top_level(prof)
+
+
+def profiler():
+    """A CPU ``torch.profiler.profile`` (a context manager)."""
+    return torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+
+
+def count_top_level(prof) -> Counter:
+    """The top-level ATen operators a finished profile recorded, by name."""
     counts = Counter()
     for event in prof.events():
         if not event.name.startswith("aten::"):

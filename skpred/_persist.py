@@ -475,7 +475,7 @@ class _Decoder:
 ADDED_PARAMETERS = {"callbacks": None, "nesterovs_momentum": False, "beta_1": 0.9,
                     "beta_2": 0.999, "epsilon": 1e-8, "max_fun": 15000,
                     "loss": "squared_error", "max_norm_on": "W", "pretrain_recipe": "adam",
-                    "init": "glorot"}
+                    "init": "glorot", "compile": False}
 
 
 def _migrate(names, state):

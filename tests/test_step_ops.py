@@ -202,3 +202,61 @@ def test_one_max_norm_call_caps_every_layer_and_column(on):
     for layer, b in zip(layers, before):
         np.testing.assert_allclose(unit_norms(layer), np.minimum(b, cap), rtol=1e-6)
     assert layers[0].V_rest is not None  # the uneven case was exercised
+
+
+def _compile_fit(X, y, **extra):
+    import warnings
+    params = dict(hidden_layer_sizes=(16,), dictionary="se", alpha_fraction=0.5, n_columns=2,
+                  max_norm=1.0, max_norm_on="V", solver="sgd", learning_rate_init=0.1,
+                  batch_size=64, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)
+        return PredictedMLPClassifier(**dict(params, **extra)).fit(X, y)
+
+
+@pytest.mark.parametrize("where", ["wrapping", "first call"])
+def test_compile_falls_back_to_eager_with_a_warning(digits, monkeypatch, where):
+    """Breakage caught: compile=True crashing where torch.compile is
+    unavailable (no backend or compiler: the error comes when wrapping or
+    at the first call), or falling back to something other than the eager
+    step. Reference: the same fit with compile=False."""
+    X, y = digits
+
+    def broken(fn, *args, **kwargs):
+        if where == "wrapping":
+            raise RuntimeError("no backend")
+
+        def call(*a, **k):
+            raise RuntimeError("no C++ compiler")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    eager = _compile_fit(X, y)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = PredictedMLPClassifier(**dict(eager.get_params(), compile=True)).fit(X, y)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any("could not be compiled" in m and "training step" in m for m in messages)
+    np.testing.assert_array_equal(clf.predict_proba(X), eager.predict_proba(X))
+
+
+def test_compile_needs_a_boolean(digits):
+    """Breakage caught: compile="yes" silently taken as true."""
+    X, y = digits
+    with pytest.raises(ValueError, match="compile"):
+        PredictedMLPClassifier(compile="yes", max_iter=1).fit(X[:50], y[:50])
+
+
+@pytest.mark.slow  # torch.compile's inductor takes about 10 s on a CPU
+def test_compiled_training_gives_the_eager_model(digits):
+    """Breakage caught: the compiled step (forward, loss, backward, the
+    max-norm graph) training a different model: a skipped constraint, the
+    penalty lost, a stale graph after the last, smaller batch. Reference:
+    the eager fit, to float32 tolerance."""
+    X, y = digits
+    eager = _compile_fit(X, y, alpha=1e-2)
+    compiled = _compile_fit(X, y, alpha=1e-2, compile=True)
+    np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=2e-5)
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)

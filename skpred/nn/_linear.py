@@ -132,7 +132,7 @@ def _columns_view(t: Tensor, C: int, k: int) -> Tensor:
     """``t`` (B, C*k) read as ``(C, k, B)`` (column c's block, transposed):
     a strided view of any layout, no copy."""
     sB, sK = t.stride()
-    return t.as_strided((C, k, t.shape[0]), (k * sK, sK, sB), t.storage_offset())
+    return t.as_strided((C, k, t.shape[0]), (k * sK, sK, sB))  # t's storage offset
 
 
 class _Materialise(torch.autograd.Function):
