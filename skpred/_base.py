@@ -415,12 +415,13 @@ class TorchEstimatorBase(SaveMixin, TorchStateMixin, BaseEstimator):
         self._optimizer = None  # nothing of L-BFGS's is kept between fits
         if epochs == 0:
             return TrainingResult()
-        return _lbfgs.train_lbfgs(
-            module, forward, self._per_sample_loss, feed, data.y_t, weights=data.w_t,
-            penalty=_optim.l2_penalty(module, self.alpha), max_iter=epochs,
-            max_fun=self.max_fun, tol=self.tol,
-            verbose=bool(self.verbose) and not wants_progress_bar(self.progress_bar,
-                                                                  self.verbose))
+        with _device.flush_denormal():
+            return _lbfgs.train_lbfgs(
+                module, forward, self._per_sample_loss, feed, data.y_t, weights=data.w_t,
+                penalty=_optim.l2_penalty(module, self.alpha), max_iter=epochs,
+                max_fun=self.max_fun, tol=self.tol,
+                verbose=bool(self.verbose) and not wants_progress_bar(self.progress_bar,
+                                                                      self.verbose))
 
     def _optimizer_settings(self):
         return dict(solver=self.solver, learning_rate_init=self.learning_rate_init,

@@ -2,6 +2,7 @@
 initialised from an estimator's own generator (never torch's global one).
 """
 
+import contextlib
 import copy
 import math
 import re
@@ -51,15 +52,59 @@ def torch_generator(rng: np.random.RandomState) -> torch.Generator:
     return torch.Generator().manual_seed(int(rng.randint(0, 2**31 - 1)))
 
 
+def available_memory(device):
+    """Bytes that may still be allocated on ``device``: a GPU's free memory,
+    the CPU's ``MemAvailable`` (Linux's /proc/meminfo), or None where it
+    cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def flushing_denormals() -> bool:
+    """Whether the CPU flushes subnormal floats (below 1.2e-38 in float32)
+    to zero now; torch has a setter and no getter, so this probes."""
+    return float(torch.full((), 1e-39, dtype=torch.float32) * 2.0) == 0.0
+
+
+@contextlib.contextmanager
+def flush_denormal():
+    """Subnormal floats flushed to zero inside the block
+    (``torch.set_flush_denormal``), then the setting as it was.
+
+    Training with saturating units (sigmoid after pretraining) produces
+    gradients in float32's subnormal range, which CPUs compute with tens of
+    times slower; they are far below float32's resolution next to the
+    values that matter, so zero gives the same model (a fit of the paper's
+    Emp-Emp network at alpha 0.25: 14 s against 8.6 s, the same score).
+    """
+    before = flushing_denormals()
+    if not before:
+        torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not before:
+            torch.set_flush_denormal(False)
+
+
 def has_room(n_bytes: int, device) -> bool:
     """Whether an optional tensor of ``n_bytes`` may be allocated on
-    ``device``: always on the CPU; on a GPU when it takes at most half of
-    the free memory (room is left for the training step itself)."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return True
-    free, _ = torch.cuda.mem_get_info(device)
-    return n_bytes <= free // 2
+    ``device``: when it takes at most half of the memory still available
+    there (room is left for the training step itself); always where that
+    cannot be read."""
+    free = available_memory(device)
+    return free is None or n_bytes <= free // 2
 
 
 def reset_linear_(layer: nn.Module, generator: torch.Generator, bound=None) -> None:

@@ -17,6 +17,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from . import _device
 from .callbacks import Callback, TrainingResult
 
 
@@ -85,7 +86,14 @@ def _drop_scheduler_patch(optimizer):
     optimizer.__dict__.pop("_opt_called", None)
 
 
-def train_epochs(
+def train_epochs(*args, **kwargs) -> TrainingResult:
+    """:func:`_train_epochs` with subnormal floats flushed to zero
+    (:func:`skpred._device.flush_denormal`); its parameters."""
+    with _device.flush_denormal():
+        return _train_epochs(*args, **kwargs)
+
+
+def _train_epochs(
     module: nn.Module,
     batch_loss: Callable,
     X: torch.Tensor,

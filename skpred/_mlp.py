@@ -70,25 +70,30 @@ PAPER_MLP_SETTINGS = dict(
 )
 
 
+#: Pooling once may hold at most this many times the memory of its input.
+MAX_POOLED_RATIO = 4
+
+
 def pool_once(layer, X_t, epochs, batch_size):
     """``layer.pool(X)`` for the whole training set, or None where it does
     not pay.
 
     A predicted layer reads its input through a fixed U; while the input
     does not change (layer 1 on X during fine-tuning; every layer during
-    its greedy pretraining, the layers below being fixed), ``X U`` is the
-    same on every epoch. When computing it once and running only ``(X U)
-    V`` per step costs fewer multiply-adds over the epochs than running the
-    layer on every step, training reads ``X U`` instead of X, provided it
-    takes no more memory than X (dense X: ``C * a <= n_in``; sparse X: no
-    more bytes than its CSR arrays) and, on a GPU, at most half of the free
-    memory. The result equals the per-step computation up to rounding.
+    its greedy pretraining), ``X U`` is the same on every epoch. When
+    computing it once and running only ``(X U) V`` per step costs fewer
+    multiply-adds over the epochs than running the layer on every step
+    (training: forward and backward), training reads ``X U`` instead of
+    X, provided it takes at most :data:`MAX_POOLED_RATIO` times X's memory
+    (dense X: ``C * a <= 4 n_in``; sparse X: four times its CSR arrays)
+    and at most half of the memory still available on X's device. The
+    result equals the per-step computation up to rounding.
     """
     if epochs < 1 or not getattr(layer, "fixed_dictionary", False):
         return None
     costs = layer.pool_once_cost(epochs, batch_size)
     pooled_bytes = X_t.shape[0] * layer.n_columns * layer.n_atoms * X_t.dtype.itemsize
-    if (costs["pool once"] >= costs["per step"] or pooled_bytes > X_t.nbytes
+    if (costs["pool once"] >= costs["per step"] or pooled_bytes > MAX_POOLED_RATIO * X_t.nbytes
             or not _device.has_room(pooled_bytes, X_t.device)):
         return None
     return _feeds.apply_in_batches(layer.pool, X_t)

@@ -1011,3 +1011,62 @@ def test_uneven_columns_split_as_array_split_on_every_path(n_out, C):
     norms = np.linalg.norm(layer.weight.detach().numpy(), axis=1)
     assert norms.max() <= 0.5 + 1e-9 and norms.min() > 0
 
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("path", ["pool", "dense", "auto"])
+@pytest.mark.parametrize("out_features, n_columns", [(6, 1), (6, 3), (7, 3)],
+                         ids=["one column", "equal columns", "uneven columns"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_every_path_gives_the_einsum_references_gradients(path, out_features, n_columns,
+                                                         bias, mode):
+    """Breakage caught: a hand-written backward (the columns' product, the
+    materialised W, issue 26) with a wrong layout or a transposed factor, a
+    missing bias gradient, an input gradient lost (layer 2 of a network),
+    or one group of uneven columns left without gradient. Reference:
+    autograd through an einsum of the same U and V, in float64; the
+    input is a transposed (non-contiguous) tensor, as a layer's previous
+    output can be."""
+    torch.manual_seed(0)  # test-only: the default init draws from torch's RNG
+    layer = PredictedLinear(10, out_features, torch.randn(n_columns, 10, 4), bias=bias,
+                            dtype=torch.float64, path=path)
+    layer.train(mode == "train")
+    x = torch.randn(10, 5, dtype=torch.float64).t().requires_grad_()
+    out = layer(x)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    # the reference: each unit's weights U_c v from V (and V_rest), by einsum
+    Vs = [V.detach().clone().requires_grad_() for V, _, _ in layer._groups()]
+    b = layer.bias.detach().clone().requires_grad_() if bias else None
+    xr = x.detach().clone().requires_grad_()
+    U = layer.dictionaries
+    W = torch.cat([torch.einsum("cia,cam->icm", U[c0:c1], V).reshape(10, -1)
+                   for V, (_, c0, c1) in zip(Vs, layer._groups())], dim=1)
+    ref = xr @ W + (b if bias else 0)
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(x.grad, xr.grad)
+    for (V, _, _), Vr in zip(layer._groups(), Vs):
+        torch.testing.assert_close(V.grad, Vr.grad)
+    if bias:
+        torch.testing.assert_close(layer.bias.grad, b.grad)
+
+
+def test_the_hand_written_backwards_pass_gradcheck():
+    """Breakage caught: a wrong formula in _ColumnProduct's or
+    _Materialise's backward, for any input that needs a gradient (U of the
+    LowRank baseline included). Reference: torch.autograd.gradcheck's
+    finite differences, in float64."""
+    from skpred.nn._linear import _ColumnProduct, _Materialise
+
+    torch.manual_seed(0)  # test-only
+    C, a, m, n, B = 3, 4, 2, 7, 5
+    V = torch.randn(C, a, m, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(C * m, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(B, n, dtype=torch.float64, requires_grad=True)
+    U = torch.randn(n, C * a, dtype=torch.float64)
+    z = torch.randn(B, C * a, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, V, b: _ColumnProduct.apply(x, U, V, b), (x, V, b))
+    assert torch.autograd.gradcheck(lambda z, V: _ColumnProduct.apply(z, None, V, None), (z, V))
+    Ut = torch.randn(C, a, n, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_Materialise.apply, (V, Ut))

@@ -226,7 +226,9 @@ def test_training_reads_x_when_pooling_once_does_not_pay(digits, monkeypatch, ca
     X, y = digits
     kw = {}
     if case == "wider than X":
-        kw = dict(n_columns=5)  # C * a = 80 > 64 inputs: more memory than X
+        # C * a = 20 * 16 = 320 > 4 * 64 inputs: more than four times X's
+        # memory (over 20 epochs pooling once would pay in multiply-adds)
+        kw = dict(n_columns=20, max_iter=20)
     elif case == "very sparse X":
         # 2 stored values per row (36 bytes of CSR arrays a row) against
         # 64 pooled float32 values (256 bytes): pooling would take more memory
@@ -247,11 +249,30 @@ def test_training_reads_x_when_pooling_once_does_not_pay(digits, monkeypatch, ca
     assert clf.n_iter_ == kw.get("max_iter", 4)
 
 
-def test_has_room_leaves_half_the_free_gpu_memory(monkeypatch):
-    assert _device.has_room(10 ** 15, "cpu")
+def test_has_room_leaves_half_the_available_memory(monkeypatch):
+    """Breakage caught: the CPU never checked (a pooling larger than the
+    machine's memory attempted), or the GPU's free memory misread.
+    Reference: the numbers the fakes give."""
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
     assert _device.has_room(500, "cuda")
     assert not _device.has_room(501, "cuda")
+    available = _device.available_memory("cpu")
+    if available is not None:  # Linux: MemAvailable
+        assert _device.has_room(available // 2, "cpu")
+        assert not _device.has_room(available, "cpu")
+    monkeypatch.setattr(_device, "available_memory", lambda device: None)
+    assert _device.has_room(10 ** 15, "cpu")  # unknown: allowed
+
+
+def test_a_pooling_up_to_four_times_x_is_computed_once(digits, monkeypatch):
+    """Breakage caught: the memory rule refusing a pooling wider than X
+    but within four times its memory (the paper's alpha 0.25 with 10
+    columns holds 2.5 times X), which then runs x U on every step.
+    Reference: the rows the pooling is asked for (all of X, once)."""
+    X, y = digits
+    spy = _RowSpy(monkeypatch, "pool")
+    _est(n_columns=5).fit(X, y)  # C * a = 80 > 64 inputs
+    assert spy.rows and max(spy.rows) == len(X)
 
 
 def test_greedy_pretraining_pools_each_layer_input_once(digits, monkeypatch):

@@ -260,3 +260,35 @@ def test_compiled_training_gives_the_eager_model(digits):
     compiled = _compile_fit(X, y, alpha=1e-2, compile=True)
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=2e-5)
     np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)
+
+
+@pytest.mark.parametrize("user_setting", [False, True])
+def test_training_flushes_subnormals_and_restores_the_users_setting(digits, user_setting):
+    """Breakage caught: training computing with subnormal floats (tens of
+    times slower on a CPU: saturated sigmoid units after pretraining make
+    such gradients), or a fit leaving the process's flush setting changed
+    (on when the user had it off, off when on). Reference: the product
+    1e-39 * 2 in float32, zero exactly when subnormals are flushed."""
+    from skpred.callbacks import Callback
+
+    def flushing():
+        return float(torch.full((), 1e-39, dtype=torch.float32) * 2.0) == 0.0
+
+    seen = []
+
+    class Probe(Callback):
+        def on_batch_end(self, loop):
+            seen.append(flushing())
+
+    X, y = digits
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals (torch.set_flush_denormal: False)")
+    torch.set_flush_denormal(user_setting)
+    try:
+        assert flushing() == user_setting
+        PredictedMLPClassifier(hidden_layer_sizes=(8,), max_iter=1, random_state=0,
+                               callbacks=[Probe()]).fit(X[:200], y[:200])
+        assert seen and all(seen)
+        assert flushing() == user_setting
+    finally:
+        torch.set_flush_denormal(False)
