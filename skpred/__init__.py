@@ -6,6 +6,7 @@ full weights from a few of them, ``V`` the only part that is learned.
 """
 
 from ._conv import PAPER_CONVNET_SETTINGS, PredictedConvNetClassifier
+from ._convert import ParameterReport, parameter_report, predict_parameters
 from ._dictionary import KernelDictionary
 from ._image import ImageEncoder, ZCAWhitening
 from ._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier, PredictedMLPRegressor
@@ -25,5 +26,8 @@ __all__ = [
     "PAPER_MLP_SETTINGS",
     "PAPER_CONVNET_SETTINGS",
     "load",
+    "predict_parameters",
+    "parameter_report",
+    "ParameterReport",
     "__version__",
 ]

@@ -1,0 +1,176 @@
+"""skpred.predict_parameters and skpred.parameter_report: parameter
+prediction for any torch network (issue 28)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skpred import KernelDictionary, parameter_report, predict_parameters
+from skpred.nn import PredictedConv2d, PredictedLinear
+
+
+def _mlp():
+    torch.manual_seed(0)  # test-only: torch's default init draws from its global RNG
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.Tanh(),
+                         nn.Linear(16, 10))
+
+
+@pytest.mark.parametrize("columns", [1, 4])
+def test_a_full_rank_conversion_of_an_mlp_is_the_same_function(columns):
+    """Breakage caught: V fitted to the wrong orientation of W (rows for
+    columns), units assigned to the wrong column, the bias dropped, or the
+    original model changed. Reference: the original network's outputs."""
+    net = _mlp()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(7, 64)
+    converted = predict_parameters(net, alpha_fraction=1.0, n_columns=columns,
+                                   input_shape=(8, 8), exclude=None, random_state=0)
+    assert all(isinstance(converted[i], PredictedLinear) for i in (0, 2, 4))
+    torch.testing.assert_close(converted(x), net(x), atol=1e-4, rtol=1e-4)
+    for k, v in net.state_dict().items():  # the original is untouched
+        torch.testing.assert_close(v, before[k])
+    assert type(net[0]) is nn.Linear
+
+
+@pytest.mark.parametrize("padding, stride, bias", [(1, 1, True), (0, 2, False),
+                                                   ("same", 1, True)])
+def test_a_full_rank_conversion_of_a_convolution_is_the_same_function(padding, stride, bias):
+    """Breakage caught: the filter bank's rows in another order than the
+    convolution's (channels-last against torch's channels-first), stride
+    or padding not carried over, a missing or spurious bias. Reference:
+    the original nn.Conv2d."""
+    torch.manual_seed(1)  # test-only
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=padding, stride=stride, bias=bias),
+                        nn.ReLU(), nn.Conv2d(6, 4, (3, 2), padding=padding, bias=bias))
+    x = torch.randn(2, 3, 9, 9)
+    converted = predict_parameters(net, alpha_fraction=1.0, n_columns=2, exclude=None,
+                                   random_state=0)
+    assert isinstance(converted[0], PredictedConv2d) and isinstance(converted[2], PredictedConv2d)
+    assert (converted[0].bias is None) == (not bias)
+    torch.testing.assert_close(converted(x), net(x), atol=1e-4, rtol=1e-4)
+
+
+def test_ineligible_layers_are_kept_and_reported():
+    """Breakage caught: a grouped convolution or a layer of a custom type
+    converted (its weight layout is not W = U V's), or the report hiding
+    that it was kept. Reference: the layers' own types."""
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(4))
+
+        def forward(self, x):
+            return x * self.weight
+
+    net = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.Flatten(), nn.Linear(8, 4), Scale(),
+                        nn.Linear(4, 2))
+    converted = predict_parameters(net, alpha_fraction=0.5, random_state=0)
+    assert type(converted[0]) is nn.Conv2d and type(converted[3]) is Scale
+    assert isinstance(converted[2], PredictedLinear) and type(converted[4]) is nn.Linear
+    notes = {r["name"]: r.get("note", "") for r in parameter_report(converted).rows}
+    assert "groups=2" in notes["0"] and "not an nn.Linear" in notes["3"]
+
+
+def test_the_report_counts_what_the_layers_hold():
+    """Breakage caught: U counted as trainable (it is a buffer), V or a
+    bias missed, totals that are not the sums. Reference: the counts from
+    the shapes, written out."""
+    converted = predict_parameters(_mlp(), alpha_fraction=0.25, input_shape=(8, 8),
+                                   random_state=0)
+    report = parameter_report(converted)
+    rows = {r["name"]: r for r in report.rows}
+    a1 = 16  # 0.25 of 64 pixels
+    assert rows["0"]["trainable"] == a1 * 32 + 32 and rows["0"]["fixed"] == 64 * a1
+    a2 = 8  # 0.25 of 32 inputs
+    assert rows["2"]["trainable"] == a2 * 16 + 16 and rows["2"]["fixed"] == 32 * a2
+    assert rows["4"]["trainable"] == 16 * 10 + 10 and rows["4"]["fixed"] == 0
+    assert report.trainable == sum(p.numel() for p in converted.parameters())
+    assert report.fixed == 64 * a1 + 32 * a2
+    assert "trainable%" in str(report)
+
+
+def test_data_driven_dictionaries_equal_kernel_dictionary_on_the_layer_inputs():
+    """Breakage caught: the layer's inputs recorded at the wrong place (the
+    model's input, or the layer's output), in training mode, or only
+    partly. Reference: KernelDictionary("emp") fitted on the layer's
+    inputs computed by hand (ReLU of the first layer)."""
+    net = _mlp()
+    X = np.random.RandomState(0).rand(300, 64).astype(np.float32)
+    converted = predict_parameters(net, alpha_fraction=0.25, dictionary="emp", data=X,
+                                   exclude=["0", "4"], random_state=0, batch_size=128)
+    with torch.no_grad():
+        H = torch.relu(net[0](torch.as_tensor(X))).numpy()
+    kd = KernelDictionary("emp", alpha_fraction=0.25, random_state=0).fit(H)
+    np.testing.assert_allclose(converted[2].dictionaries[0].numpy(), kd.components_.T,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_bad_arguments_are_value_errors():
+    """Breakage caught: a crash deep in torch or numpy for a wrong
+    argument."""
+    net = _mlp()
+    for kwargs, match in [(dict(alpha_fraction=0), "alpha_fraction"),
+                          (dict(n_columns=0), "n_columns"),
+                          (dict(dictionary="nope"), "dictionary"),
+                          (dict(dictionary="emp"), "give data"),
+                          (dict(exclude=["nope"]), "exclude")]:
+        with pytest.raises(ValueError, match=match):
+            predict_parameters(net, **kwargs)
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        predict_parameters(np.zeros(3))
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="convolution"):
+        predict_parameters(conv, dictionary="emp", data=np.zeros((4, 1, 3, 3), np.float32))
+
+
+def _train(model, X, y, epochs=10):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(epochs):
+        for s in range(0, len(X), 64):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[s:s + 64]), y[s:s + 64])
+            loss.backward()
+            optimizer.step()
+    return loss.item()
+
+
+def test_a_converted_network_trains_in_a_plain_torch_loop(digits):
+    """Breakage caught: U receiving gradient or changing, V frozen, or a
+    converted network that cannot learn. Reference: the loss before and
+    U's values before."""
+    X, y = digits
+    X, y = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+    converted = predict_parameters(_mlp(), alpha_fraction=0.25, input_shape=(8, 8),
+                                   random_state=0)
+    U0, V0 = converted[0].U.clone(), converted[0].V.detach().clone()
+    before = nn.functional.cross_entropy(converted(X), y).item()
+    _train(converted, X, y)
+    after = nn.functional.cross_entropy(converted(X), y).item()
+    assert after < 0.5 * before
+    torch.testing.assert_close(converted[0].U, U0)
+    assert not torch.equal(converted[0].V.detach(), V0)
+
+
+def test_a_converted_network_trains_inside_skorch(digits):
+    """Breakage caught: a converted module that skorch cannot fit, clone or
+    predict with (skorch re-initialises a module given as an instance only
+    when asked; U must stay a buffer through its parameter handling).
+    Reference: the accuracy of a constant prediction."""
+    from skorch import NeuralNetClassifier
+
+    X, y = digits
+    X = X.astype(np.float32)
+    converted = predict_parameters(_mlp(), alpha_fraction=0.25, input_shape=(8, 8),
+                                   random_state=0)
+    U0 = converted[0].U.clone()
+    net = NeuralNetClassifier(converted, criterion=nn.CrossEntropyLoss,
+                              optimizer=torch.optim.Adam, lr=1e-2, max_epochs=10,
+                              batch_size=64, train_split=None, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, y.astype(np.int64))
+    assert (net.predict(X) == y).mean() > 0.5  # constant prediction: 0.10
+    torch.testing.assert_close(net.module_[0].U, U0)
