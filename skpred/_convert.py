@@ -85,22 +85,25 @@ def _record_inputs(model, names, data, batch_size):
     return {n: torch.cat(v) for n, v in recorded.items()}
 
 
-def _fit_v(U, W, bias_layer, target_bias):
-    """V per column by least squares, ``min ||U_c V_c - W_c^T||``, and the
-    bias copied. ``U`` (C, n_in, a) float64, ``W`` (out, n_in)."""
-    Wd = W.detach().to("cpu", torch.float64)
-    sizes = bias_layer.column_sizes
-    start = 0
-    solved = []
-    for c, m in enumerate(sizes):
-        target = Wd[start:start + m].t()  # (n_in, m)
-        solved.append(torch.linalg.lstsq(U[c], target).solution)  # (a, m)
+@torch.no_grad()
+def fit_to_weights_(layer, W, bias=None) -> None:
+    """Set a predicted layer's V to the least-squares fit of the weights
+    ``W`` (out, fan_in; a convolution's filters flattened as torch lays
+    them out), ``min ||U_c V_c - W_c^T||`` per column, and copy ``bias``
+    (if given). Exact where U_c has full rank."""
+    U = layer.dictionaries.detach().to("cpu", torch.float64)  # (C, fan_in, a)
+    Wd = torch.as_tensor(W).detach().to("cpu", torch.float64)
+    if Wd.shape != (sum(layer.column_sizes), U.shape[1]):
+        raise ValueError(f"The weights have shape {tuple(Wd.shape)}; the layer needs "
+                         f"({sum(layer.column_sizes)}, {U.shape[1]}).")
+    solved, start = [], 0
+    for c, m in enumerate(layer.column_sizes):
+        solved.append(torch.linalg.lstsq(U[c], Wd[start:start + m].t()).solution)  # (a, m)
         start += m
-    with torch.no_grad():
-        for V, c0, c1 in bias_layer._groups():
-            V.copy_(torch.stack(solved[c0:c1]).to(V))
-        if target_bias is not None:
-            bias_layer.bias.copy_(target_bias.detach())
+    for V, c0, c1 in layer._groups():
+        V.copy_(torch.stack(solved[c0:c1]).to(V))
+    if bias is not None:
+        layer.bias.copy_(torch.as_tensor(bias).to(layer.bias))
 
 
 def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
@@ -252,9 +255,7 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
             new = PredictedLinear(n_in, old.out_features, built.dictionaries,
                                   bias=old.bias is not None, **factory)
             W = weight
-        U = torch.as_tensor(np.stack(banks if type(old) is nn.Conv2d else built.dictionaries),
-                            dtype=torch.float64)
-        _fit_v(U, W, new, old.bias)
+        fit_to_weights_(new, W, old.bias)
         new.train(old.training)
         new.dictionary_kind = built.kind
         _set_module(converted, name, new)

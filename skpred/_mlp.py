@@ -5,7 +5,9 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _device, _feeds, _kernels, _pretrain
@@ -14,6 +16,7 @@ from ._base import (CLASSIFIER_CONSTRAINTS, TRAINING_CONSTRAINTS, TorchClassifie
 from ._dictionary import layer_dictionary
 from ._kinds import kind_names, needs_data, needs_grid
 from ._layers import AUTO_MIN_INPUTS, dense_layer, layer_record, per_layer, resolve_layer_specs
+from .nn._linear import FactoredLayer
 from .nn._mlp import ACTIVATIONS, PredictedMLP, glorot_bound, max_norm_
 
 __all__ = ["PredictedMLPClassifier", "PredictedMLPRegressor", "PAPER_MLP_SETTINGS"]
@@ -268,6 +271,89 @@ class _MLPNetwork:
             output_irange=AUTHORS_IRANGE[1] if self.init == "authors" else None)
         return module, dictionaries, dict(layers_=layers, _interrupted=interrupted,
                                           _history=history)
+
+    # ------------------------------------------------------ compression
+
+    @classmethod
+    def from_trained(cls, trained, X, y, *, fine_tune_epochs=0, **params):
+        """A predicted network compressed from a trained dense MLP.
+
+        The network has ``trained``'s layer sizes and activation; each
+        predicted layer's V is the least-squares fit of the trained weights
+        (per column, ``min ||U_c V_c - W_c||``: exact where U_c has full
+        rank, e.g. ``alpha_fraction=1``), dense layers and the output layer
+        take the trained weights as they are, and every bias is copied. The
+        dictionaries are built as :meth:`fit` builds them (data-driven
+        kinds from ``X``); nothing is pretrained. Then ``fine_tune_epochs``
+        calls of :meth:`partial_fit` on ``(X, y)`` train V.
+
+        Parameters
+        ----------
+        trained : fitted scikit-learn ``MLPClassifier`` / ``MLPRegressor``,
+            or a fitted skpred MLP estimator (any object with ``coefs_``,
+            ``intercepts_`` and ``activation``).
+        X, y : the training data (or a sample of it): the estimator's
+            checks, classes and data-driven dictionaries read it.
+        fine_tune_epochs : int, default=0
+        **params : this estimator's parameters (``alpha_fraction``,
+            ``dictionary``, ``n_columns``, the optimiser's, ...);
+            ``hidden_layer_sizes`` and ``activation`` come from ``trained``.
+
+        Returns
+        -------
+        estimator : fitted, with ``n_iter_`` the fine-tuning epochs. A later
+            :meth:`fit` builds a new network from scratch, as always;
+            :meth:`partial_fit` continues from this one.
+        """
+        from ._convert import fit_to_weights_
+
+        coefs = getattr(trained, "coefs_", None)
+        intercepts = getattr(trained, "intercepts_", None)
+        if coefs is None or intercepts is None or len(coefs) < 2:
+            raise ValueError("from_trained needs a fitted MLP with at least one hidden layer "
+                             "(coefs_ and intercepts_).")
+        for name in ("hidden_layer_sizes", "activation", "pretrain"):
+            if name in params:
+                raise ValueError(f"from_trained takes {name} from the trained network "
+                                 f"(no pretraining); do not pass it.")
+        if (not isinstance(fine_tune_epochs, Integral) or isinstance(fine_tune_epochs, bool)
+                or fine_tune_epochs < 0):
+            raise ValueError(f"fine_tune_epochs must be a non-negative integer, got "
+                             f"{fine_tune_epochs!r}.")
+        activation = getattr(trained, "activation", None)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"The trained network's activation {activation!r} is not one of "
+                             f"{sorted(ACTIVATIONS)}.")
+        est = cls(hidden_layer_sizes=tuple(int(c.shape[1]) for c in coefs[:-1]),
+                  activation=activation, pretrain=False, **params)
+        est._validate_params()
+        X, y = est._validate_fit_data(X, y, reset=True)
+        if est.n_features_in_ != coefs[0].shape[0]:
+            raise ValueError(f"X has {est.n_features_in_} features; the trained network "
+                             f"takes {coefs[0].shape[0]}.")
+        with warnings.catch_warnings():
+            # the network is built, not trained: no convergence to report
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est._fit(X, y, None, epochs=0, incremental=False)
+        layers = est.module_.weight_layers()
+        if layers[-1].weight.shape != (coefs[-1].shape[1], coefs[-1].shape[0]):
+            raise ValueError(f"The trained network has {coefs[-1].shape[1]} outputs; this "
+                             f"data gives {layers[-1].weight.shape[0]}.")
+        with torch.no_grad():
+            for layer, W, b in zip(layers, coefs, intercepts):
+                W, b = np.asarray(W, dtype=np.float64).T, np.asarray(b, dtype=np.float64)
+                if isinstance(layer, FactoredLayer):
+                    if not layer.fixed_dictionary:
+                        raise ValueError("from_trained fits V to fixed dictionaries; the "
+                                         "lowrank baseline learns U as well.")
+                    fit_to_weights_(layer, W, b)
+                else:
+                    layer.weight.copy_(torch.as_tensor(W).to(layer.weight))
+                    layer.bias.copy_(torch.as_tensor(b).to(layer.bias))
+        est._set_weight_attributes()
+        for _ in range(fine_tune_epochs):
+            est.partial_fit(X, y)
+        return est
 
     # ------------------------------------------------------------- hooks
 

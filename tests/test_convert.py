@@ -174,3 +174,100 @@ def test_a_converted_network_trains_inside_skorch(digits):
         net.fit(X, y.astype(np.int64))
     assert (net.predict(X) == y).mean() > 0.5  # constant prediction: 0.10
     torch.testing.assert_close(net.module_[0].U, U0)
+
+
+# ------------------------------------------------------- from_trained
+
+@pytest.fixture(scope="module")
+def trained_mlps():
+    """scikit-learn MLPs on the digits, one per activation (tanh also with
+    two hidden layers)."""
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return X, y, {act: MLPClassifier((24, 12), activation=act, max_iter=30,
+                                         random_state=0).fit(X, y)
+                      for act in ("relu", "logistic", "tanh", "identity")}
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic", "tanh", "identity"])
+def test_from_trained_at_alpha_one_reproduces_the_sklearn_mlp(trained_mlps, activation):
+    """Breakage caught: an activation mapped to another (sklearn's
+    "logistic" is skpred's sigmoid), coefs_ taken untransposed, the output
+    layer or a bias not copied, columns fitted to the wrong units.
+    Reference: scikit-learn's own predict_proba."""
+    from skpred import PredictedMLPClassifier
+
+    X, y, mlps = trained_mlps
+    est = PredictedMLPClassifier.from_trained(mlps[activation], X, y, alpha_fraction=1.0,
+                                              dictionary="se", n_columns=(3, 2),
+                                              random_state=0)
+    np.testing.assert_allclose(est.predict_proba(X), mlps[activation].predict_proba(X),
+                               atol=1e-5)
+    assert est.n_iter_ == 0 and est.activation == activation
+
+
+def test_from_trained_binary_multilabel_and_regression():
+    """Breakage caught: the single logistic output of a binary or
+    multilabel scikit-learn MLP, or a regressor's identity output, mapped
+    to another layout. Reference: scikit-learn's predictions."""
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    from skpred import PredictedMLPClassifier, PredictedMLPRegressor
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Y = np.stack([y == 1, y == 7], 1).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for target in (y == 3, Y):
+            mlp = MLPClassifier((16,), max_iter=20, random_state=0).fit(X, target)
+            est = PredictedMLPClassifier.from_trained(mlp, X, target, alpha_fraction=1.0,
+                                                      dictionary="se", random_state=0)
+            np.testing.assert_allclose(est.predict_proba(X), mlp.predict_proba(X), atol=1e-5)
+        reg = MLPRegressor(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X, y)
+    est = PredictedMLPRegressor.from_trained(reg, X, y, alpha_fraction=1.0, dictionary="se",
+                                             random_state=0)
+    np.testing.assert_allclose(est.predict(X), reg.predict(X), rtol=1e-5, atol=1e-4)
+
+
+def test_from_trained_compresses_then_fine_tunes(trained_mlps):
+    """Breakage caught: fine-tuning that does not run (n_iter_), restarts
+    from scratch instead of from the fitted V, or a compressed network
+    worse than chance. Reference: the accuracy before fine-tuning, and
+    chance (0.1)."""
+    from skpred import PredictedMLPClassifier
+
+    X, y, mlps = trained_mlps
+    kw = dict(alpha_fraction=0.25, random_state=0, learning_rate_init=1e-3)
+    start = PredictedMLPClassifier.from_trained(mlps["relu"], X, y, **kw)
+    tuned = PredictedMLPClassifier.from_trained(mlps["relu"], X, y, fine_tune_epochs=5, **kw)
+    assert tuned.n_iter_ == 5 and abs(start.fraction_learned_ - 0.25) < 0.02
+    # seeds 0-3: 0.19-0.29 before fine-tuning (chance 0.10, one standard
+    # error 0.007), 0.41-0.64 after five epochs
+    assert start.score(X, y) > 0.15
+    assert tuned.score(X, y) > start.score(X, y) + 0.05
+
+
+def test_from_trained_refuses_what_it_cannot_map(trained_mlps):
+    """Breakage caught: an unfitted network, a mismatched X or classes, a
+    lowrank dictionary or an overridden architecture silently accepted."""
+    from sklearn.neural_network import MLPClassifier
+
+    from skpred import PredictedMLPClassifier
+
+    X, y, mlps = trained_mlps
+    cases = [((MLPClassifier(), X, y), {}, "fitted MLP"),
+             ((mlps["relu"], X[:, :10], y), {}, "features"),
+             ((mlps["relu"], X, y % 3), {}, "outputs"),
+             ((mlps["relu"], X, y), dict(dictionary="lowrank"), "lowrank"),
+             ((mlps["relu"], X, y), dict(activation="tanh"), "activation"),
+             ((mlps["relu"], X, y), dict(fine_tune_epochs=-1), "fine_tune_epochs")]
+    for args, kw, match in cases:
+        with pytest.raises(ValueError, match=match):
+            PredictedMLPClassifier.from_trained(*args, **kw)
