@@ -32,7 +32,6 @@ import torch._inductor.config
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _report import emit  # noqa: E402
 
-from skpred._opcount import top_level_ops  # noqa: E402
 
 ROWS = {"skpred dense": dict(dictionary=None),
         "skpred SE-Emp a=0.1, 10 columns": dict(alpha_fraction=0.1, n_columns=10)}

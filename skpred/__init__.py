@@ -11,6 +11,7 @@ from ._dictionary import KernelDictionary
 from ._image import ImageEncoder, ZCAWhitening
 from ._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier, PredictedMLPRegressor
 from ._persist import load
+from ._redundancy import redundancy
 from ._rica import PredictedRICA
 
 __version__ = "0.1.0.dev0"
@@ -29,5 +30,6 @@ __all__ = [
     "predict_parameters",
     "parameter_report",
     "ParameterReport",
+    "redundancy",
     "__version__",
 ]

@@ -18,7 +18,7 @@ dictionaries through the kinds' registry, which itself builds
 import copy
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-__all__ = ["plot_features", "plot_history"]
+__all__ = ["plot_features", "plot_history", "plot_redundancy"]
 
 
 def plot_features(components, patch_shape, *, n_cols=None, fig=None, title=None):
@@ -128,3 +128,45 @@ def plot_history(history, *, fig=None, score=True):
     axes[-1].set_xlabel("epoch (whole fit)")
     fig.tight_layout()
     return axes
+
+
+def plot_redundancy(rows, *, ax=None, title=None):
+    """Relative error of predicting features from a kept fraction of their
+    weights, per layer, against the same on white noise (dashed): the
+    result of :func:`skpred.redundancy`.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`skpred.redundancy`'s rows.
+    ax : matplotlib Axes or None
+    title : str or None
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    import matplotlib.pyplot as plt
+
+    rows = list(rows)
+    needed = {"layer", "kept_fraction", "mean_relative_error", "noise_mean_relative_error"}
+    if not rows or not all(needed <= set(r) for r in rows):
+        raise ValueError("rows must be skpred.redundancy's result (a non-empty list of dicts "
+                         f"with {sorted(needed)}).")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.2))
+    for layer in dict.fromkeys(r["layer"] for r in rows):
+        mine = sorted((r for r in rows if r["layer"] == layer), key=lambda r: r["kept_fraction"])
+        x = [r["kept_fraction"] for r in mine]
+        line, = ax.plot(x, [r["mean_relative_error"] for r in mine], marker="o",
+                        label=f"layer {layer}")
+        ax.plot(x, [r["noise_mean_relative_error"] for r in mine], ls="--",
+                color=line.get_color(), label=f"layer {layer}, white noise")
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")  # what predicting zeros scores
+    ax.set_xlabel("kept fraction of each feature's weights")
+    ax.set_ylabel("relative error of the prediction")
+    ax.set_ylim(0, 1.15)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -271,3 +271,88 @@ def test_from_trained_refuses_what_it_cannot_map(trained_mlps):
     for args, kw, match in cases:
         with pytest.raises(ValueError, match=match):
             PredictedMLPClassifier.from_trained(*args, **kw)
+
+
+# ---------------------------------------------------------- redundancy
+
+def _smooth_features(shape, n, rng, length_scale=2.0):
+    """Features exactly smooth on the grid: se kernel times random weights
+    (no noise), one per column."""
+    from skpred.kernels import se_kernel
+
+    K = se_kernel(shape, length_scale)
+    return K @ rng.standard_normal((K.shape[0], n))
+
+
+def test_redundancy_tells_smooth_features_from_noise():
+    """Breakage caught: features predicted from the wrong locations (alpha
+    against another grid order), the noise baseline computed on the
+    features themselves, or errors not relative. Reference: features built
+    smooth on the grid (near 0) and white noise (near 1, what predicting
+    zeros scores)."""
+    from skpred import redundancy
+
+    rng = np.random.RandomState(0)
+    W = _smooth_features((8, 8), 20, rng)
+    rows = redundancy(W, (0.25, 0.5), image_shape=(8, 8), random_state=0)
+    assert [r["kept_fraction"] for r in rows] == [0.25, 0.5]
+    assert all(r["mean_relative_error"] < 0.1 for r in rows), rows
+    assert all(r["noise_mean_relative_error"] > 0.9 for r in rows), rows
+    noise = redundancy(rng.standard_normal((64, 20)), (0.5,), image_shape=(8, 8),
+                       random_state=0)
+    assert noise[0]["mean_relative_error"] > 0.9
+
+
+def test_redundancy_reads_sklearn_mlps_and_torch_convolutions_in_their_layouts():
+    """Breakage caught: scikit-learn's output layer analysed as features,
+    or a convolution's filters read channels-first on a channels-last grid
+    (smooth filters would then look like noise). Reference: filters built
+    smooth per channel on their 5x5 grid, and a fitted MLP's layer count."""
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    from skpred import redundancy
+
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((16,), max_iter=5, random_state=0).fit(X / 16, y)
+    rows = redundancy(mlp, (0.5,), image_shape=(8, 8), random_state=0)
+    assert [r["layer"] for r in rows] == ["0"] and rows[0]["n_features"] == 16
+    rng = np.random.RandomState(1)
+    smooth = _smooth_features((5, 5, 3), 4, rng)  # (75 channels-last, 4 filters)
+    conv = nn.Conv2d(3, 4, 5)
+    with torch.no_grad():
+        conv.weight.copy_(torch.as_tensor(smooth.T.reshape(4, 5, 5, 3)).permute(0, 3, 1, 2))
+    rows = redundancy(nn.Sequential(conv), (0.5,), random_state=0)
+    assert rows[0]["n_inputs"] == 75 and rows[0]["mean_relative_error"] < 0.1, rows
+
+
+def test_redundancy_and_its_plot_refuse_bad_input():
+    from skpred import redundancy
+    from skpred.plotting import plot_redundancy
+
+    with pytest.raises(ValueError, match="fractions"):
+        redundancy(np.ones((4, 2)), (0.0, 0.5))
+    with pytest.raises(ValueError, match="NaN"):
+        redundancy(np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="2-D"):
+        redundancy(np.ones(4))
+    with pytest.raises(ValueError, match="Linear or Conv2d"):
+        redundancy(nn.ReLU())
+    with pytest.raises(ValueError, match="redundancy's result"):
+        plot_redundancy([])
+
+
+def test_plot_redundancy_draws_each_layer_and_its_noise():
+    """Breakage caught: a layer or its noise baseline missing from the
+    plot. Reference: the rows given."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from skpred import redundancy
+    from skpred.plotting import plot_redundancy
+
+    rows = redundancy([np.random.RandomState(0).standard_normal((16, 3))] * 2, (0.25, 0.5),
+                      random_state=0)
+    ax = plot_redundancy(rows)
+    assert len(ax.get_lines()) == 2 * 2 + 1  # two per layer, and the line at 1

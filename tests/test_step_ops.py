@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from skpred import PAPER_MLP_SETTINGS, PredictedMLPClassifier
+from skpred import PredictedMLPClassifier
 from skpred._optim import load_state, make_optimizer
 from skpred.nn import PredictedLinear
 

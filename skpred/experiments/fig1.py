@@ -15,9 +15,9 @@ curve.
 import numpy as np
 from sklearn.datasets import load_digits, load_sample_images
 
-from .. import _kernels
 from .._image import ZCAWhitening, normalize_patches, sample_patches
 from .._mlp import PAPER_MLP_SETTINGS, PredictedMLPClassifier
+from .._redundancy import LENGTH_SCALES, RIDGES, predict_subset
 from .._rica import PredictedRICA
 from ..datasets import load_mnist
 from . import _common
@@ -34,10 +34,6 @@ PRESETS = {
 # chosen per set and kept fraction from the kept values alone.
 SOURCES = {"mlp_mnist": (28, 28), "rica_patches_12x12": (12, 12), "rica_digits": (8, 8),
            "white_noise": (28, 28)}
-# Candidates of the leave-one-out choice; a ridge of 1e3 predicts about
-# zero, so the choice is never much worse than predicting zeros.
-LENGTH_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
-RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)
 COLUMNS = ["source", "kept_fraction", "mean_relative_error", "std_relative_error",
            "length_scale", "ridge", "n_features"]
 
@@ -79,20 +75,6 @@ def rica_digit_features(cfg, args):
 def noise_features(cfg, args):
     """The baseline: white noise is not predictable from any subset."""
     return np.random.RandomState(args.seed).standard_normal((784, cfg["n_features"]))
-
-
-def predict_subset(W, shape, frac, rng):
-    """Keep one random alpha of every feature (the same locations for all),
-    choose the se predictor by leave-one-out on the kept values, predict the
-    rest. Returns the prediction, alpha, the relative errors and the choice."""
-    n = W.shape[0]
-    alpha = _kernels.sample_alpha(n, _kernels.n_atoms_for(n, alpha_fraction=frac), rng)[0]
-    ls, ridge, _ = _kernels.select_se_by_loo(shape, W.T, [alpha], LENGTH_SCALES, RIDGES)
-    K_xa = _kernels.se_kernel(shape, ls, columns=alpha)
-    W_hat = _kernels.ridge_predictor(K_xa, K_xa[alpha], ridge) @ W[alpha]
-    norms = np.linalg.norm(W, axis=0)
-    err = np.linalg.norm(W - W_hat, axis=0) / np.where(norms > 0, norms, 1.0)
-    return W_hat, alpha, err, ls, ridge
 
 
 def run(args):
