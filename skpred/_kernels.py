@@ -387,6 +387,24 @@ def krr_loo_residuals(K, Y, ridge):
     return (A_inv @ np.asarray(Y, dtype=np.float64)) / np.diag(A_inv)[:, None]
 
 
+def krr_loo_errors(K_aa, T, ridges):
+    """Sum of squared leave-one-out residuals of kernel ridge regression of
+    the kept values ``T`` (m, n) on their kernel ``K_aa`` (m, m), for every
+    ridge: the closed form ``[A^-1 T]_i / [A^-1]_ii`` with ``A = K_aa + r
+    I``. One eigendecomposition serves every ridge (``A^-1 = Q (S + r)^-1
+    Q^T``), each then O(m^2 n)."""
+    s_, Q = np.linalg.eigh(np.asarray(K_aa, dtype=np.float64))
+    s_ = np.maximum(s_, 0.0)
+    QT = Q.T @ T
+    Q2 = Q * Q
+    out = np.zeros(len(ridges))
+    for j, r in enumerate(ridges):
+        inv = 1.0 / (s_ + r)
+        residual = (Q @ (QT * inv[:, None])) / (Q2 @ inv)[:, None]
+        out[j] = float(np.sum(residual ** 2))
+    return out
+
+
 def select_se_by_loo(image_shape, Y, alphas, length_scales, ridges):
     """The se length scale and ridge that best predict kept values from the
     other kept values, by leave-one-out error.
@@ -418,16 +436,8 @@ def select_se_by_loo(image_shape, Y, alphas, length_scales, ridges):
         T = Y[:, alpha].T  # (m, n)
         energy += float(np.sum(T * T))
         for i, ls in enumerate(length_scales):
-            # One eigendecomposition serves every ridge: with K = Q S Q^T,
-            # A^-1 = Q (S + r)^-1 Q^T, so krr_loo_residuals in O(m^2 n) each.
-            s_, Q = np.linalg.eigh(se_kernel(image_shape, ls, columns=alpha)[alpha])
-            s_ = np.maximum(s_, 0.0)
-            QT = Q.T @ T
-            Q2 = Q * Q
-            for j, r in enumerate(ridges):
-                inv = 1.0 / (s_ + r)
-                residual = (Q @ (QT * inv[:, None])) / (Q2 @ inv)[:, None]
-                errors[i, j] += float(np.sum(residual ** 2))
+            errors[i] += krr_loo_errors(se_kernel(image_shape, ls, columns=alpha)[alpha], T,
+                                        ridges)
     errors /= energy if energy > 0 else 1.0
     i, j = np.unravel_index(np.argmin(errors), errors.shape)
     return float(length_scales[i]), float(ridges[j]), errors

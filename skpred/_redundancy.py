@@ -27,6 +27,23 @@ LENGTH_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)
 
 
+def predict_subset_with_kernel(W, K, frac, rng):
+    """:func:`predict_subset` with a given kernel matrix ``K`` (n, n) over
+    the locations (e.g. the covariance of the layer's inputs): the ridge,
+    relative to K's mean diagonal, is chosen by leave-one-out on the kept
+    values."""
+    n = W.shape[0]
+    alpha = _kernels.sample_alpha(n, _kernels.n_atoms_for(n, alpha_fraction=frac), rng)[0]
+    scale = float(np.mean(np.diag(K))) or 1.0
+    ridges = [r * scale for r in RIDGES]
+    errors = _kernels.krr_loo_errors(K[np.ix_(alpha, alpha)], W[alpha], ridges)
+    ridge = ridges[int(np.argmin(errors))]
+    W_hat = _kernels.ridge_predictor(K[:, alpha], K[np.ix_(alpha, alpha)], ridge) @ W[alpha]
+    norms = np.linalg.norm(W, axis=0)
+    err = np.linalg.norm(W - W_hat, axis=0) / np.where(norms > 0, norms, 1.0)
+    return W_hat, alpha, err, None, ridge
+
+
 def predict_subset(W, shape, frac, rng):
     """Keep one random alpha of every feature (the same locations for all:
     whole pixels on a grid with channels), choose the se predictor by
@@ -94,8 +111,45 @@ def _layers_of(source, image_shape):
     return out
 
 
-def redundancy(source, fractions=(0.1, 0.25, 0.5, 0.75, 0.9), *, image_shape=None,
-               n_features=None, random_state=None) -> List[dict]:
+_NP_ACTIVATIONS = {
+    "identity": lambda h: h,
+    "logistic": lambda h: 1.0 / (1.0 + np.exp(-h)),
+    "sigmoid": lambda h: 1.0 / (1.0 + np.exp(-h)),
+    "tanh": np.tanh,
+    "relu": lambda h: np.maximum(h, 0.0),
+}
+
+
+def _layer_inputs(source, layers, data, batch_size=1024):
+    """{layer name: its inputs on ``data``} for the ``emp`` kernel."""
+    if isinstance(source, nn.Module):
+        from ._convert import _record_inputs
+
+        for name, _, grid in layers:
+            if not (grid[0] == 1 and grid[2] == 1):
+                raise ValueError(f"kernel='emp' reads each layer's inputs; layer {name!r} is "
+                                 f"a convolution, whose inputs are patches: use kernel='se'.")
+        return {name: x.numpy().astype(np.float64) for name, x in
+                _record_inputs(source, [n for n, _, _ in layers], data, batch_size).items()}
+    h = np.asarray(data, dtype=np.float64)
+    coefs = getattr(source, "coefs_", None)
+    if coefs is None:
+        if len(layers) > 1:
+            raise ValueError("kernel='emp' on a list of weight matrices knows the first one's "
+                             "inputs only (data); give one matrix, a fitted MLP or a module.")
+        return {layers[0][0]: h}
+    act = _NP_ACTIVATIONS.get(getattr(source, "activation", None))
+    if act is None:
+        raise ValueError(f"Unknown activation {getattr(source, 'activation', None)!r}.")
+    out = {}
+    for (name, _, _), W, b in zip(layers, coefs, source.intercepts_):
+        out[name] = h
+        h = act(h @ W + b)
+    return out
+
+
+def redundancy(source, fractions=(0.1, 0.25, 0.5, 0.75, 0.9), *, kernel="se",
+               image_shape=None, data=None, n_features=None, random_state=None) -> List[dict]:
     """How well each feature's weights are predicted from a few of them.
 
     Parameters
@@ -107,10 +161,20 @@ def redundancy(source, fractions=(0.1, 0.25, 0.5, 0.75, 0.9), *, image_shape=Non
         materialised weights).
     fractions : sequence of float in (0, 1)
         Kept fractions of each feature's weights.
+    kernel : {"se", "emp"}, default="se"
+        The predictor's kernel over a layer's inputs: ``se`` on the input
+        grid (length scale and ridge chosen by leave-one-out), or ``emp``,
+        the covariance of the layer's inputs on ``data`` (the ridge chosen
+        by leave-one-out, relative to its mean variance; the paper's
+        hidden-layer kernel).
     image_shape : tuple (rows, cols) or (rows, cols, channels), optional
         The grid of the first layer's input (flattened channels-last). A
         convolution's filters use their own ``(kh, kw, in_channels)`` grid;
         every other layer a 1-D grid over its inputs.
+    data : array-like or None
+        The network's inputs, for ``kernel="emp"``: a torch module's layers
+        read theirs through forward hooks, a fitted MLP's are computed with
+        its activation, a single weight matrix's are ``data`` itself.
     n_features : int or None
         Analyse at most this many features per layer (the first ones).
     random_state : int, RandomState or None
@@ -123,22 +187,41 @@ def redundancy(source, fractions=(0.1, 0.25, 0.5, 0.75, 0.9), *, image_shape=Non
         table): ``layer``, ``n_inputs``, ``n_features``, ``kept_fraction``,
         ``mean_relative_error``, ``std_relative_error``,
         ``noise_mean_relative_error`` (white noise of the same shape, the
-        predictor chosen the same way), ``length_scale``, ``ridge``.
-        :func:`skpred.plotting.plot_redundancy` draws them.
+        predictor chosen the same way), ``length_scale`` (None for
+        ``emp``), ``ridge``. :func:`skpred.plotting.plot_redundancy` draws
+        them.
     """
     fractions = tuple(fractions)
     if not fractions or not all(0 < f < 1 for f in fractions):
         raise ValueError(f"fractions must lie in (0, 1), got {fractions!r}.")
+    if kernel not in ("se", "emp"):
+        raise ValueError(f"kernel must be 'se' or 'emp', got {kernel!r}.")
+    if kernel == "emp" and data is None:
+        raise ValueError("kernel='emp' is the covariance of each layer's inputs: give data.")
     rng = random_state if isinstance(random_state, np.random.RandomState) \
         else np.random.RandomState(random_state)
+    layers = _layers_of(source, image_shape)
+    inputs = _layer_inputs(source, layers, data) if kernel == "emp" else {}
     rows = []
-    for name, W, grid in _layers_of(source, image_shape):
+    for name, W, grid in layers:
         if n_features is not None:
             W = W[:, :n_features]
         noise = rng.standard_normal(W.shape)
+        if kernel == "emp":
+            X = inputs[name]
+            if X.ndim != 2 or X.shape[1] != W.shape[0] or X.shape[0] < 2:
+                raise ValueError(f"Layer {name!r} reads {W.shape[0]} inputs; data gives "
+                                 f"{X.shape}.")
+            K = _kernels.empirical_kernel(X)
+
+            def predict(M, frac):
+                return predict_subset_with_kernel(M, K, frac, rng)
+        else:
+            def predict(M, frac):
+                return predict_subset(M, grid, frac, rng)
         for frac in fractions:
-            _, _, err, ls, ridge = predict_subset(W, grid, frac, rng)
-            _, _, noise_err, _, _ = predict_subset(noise, grid, frac, rng)
+            _, _, err, ls, ridge = predict(W, frac)
+            _, _, noise_err, _, _ = predict(noise, frac)
             rows.append(dict(layer=name, n_inputs=W.shape[0], n_features=W.shape[1],
                              kept_fraction=frac, mean_relative_error=float(err.mean()),
                              std_relative_error=float(err.std()),

@@ -356,3 +356,83 @@ def test_plot_redundancy_draws_each_layer_and_its_noise():
                       random_state=0)
     ax = plot_redundancy(rows)
     assert len(ax.get_lines()) == 2 * 2 + 1  # two per layer, and the line at 1
+
+
+def _ddp_step(rank, model, X, y):
+    """One SGD step of a converted model under DistributedDataParallel,
+    each rank on half of the batch; rank 0 returns the weights, the names
+    DDP reduces and whether every rank ended with the same V."""
+    import torch.distributed as dist
+
+    ddp = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.5)
+    half = len(X) // 2
+    rows = slice(rank * half, (rank + 1) * half)
+    nn.functional.cross_entropy(ddp(X[rows]), y[rows]).backward()
+    opt.step()
+    V = model[0].V.detach().clone()
+    gathered = [torch.zeros_like(V) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, V)
+    same = all(torch.equal(g, gathered[0]) for g in gathered)
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            [n for n, _ in ddp.module.named_parameters()], same)
+
+
+def test_a_converted_network_trains_data_parallel_with_only_v_reduced(digits):
+    """Breakage caught: U registered as a parameter (DDP would all-reduce
+    its gradient and the optimiser step it), or a converted module that
+    DistributedDataParallel cannot wrap. Reference: the same step in one
+    process on the whole batch (mean of the two halves' mean losses)."""
+    from skpred import distributed
+
+    X, y = digits
+    X, y = torch.as_tensor(X[:128]), torch.as_tensor(y[:128])
+    model = predict_parameters(_mlp(), alpha_fraction=0.25, input_shape=(8, 8),
+                               random_state=0)
+    state, reduced, same = distributed.run_workers(_ddp_step, (model, X, y), n_workers=2,
+                                                   timeout=120)
+    assert same and not any(name.endswith(".U") or name == "U" for name in reduced)
+    assert "0.V" in reduced
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    nn.functional.cross_entropy(model(X), y).backward()
+    opt.step()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(state[k], v, atol=1e-6, rtol=1e-5)
+
+
+def test_redundancy_with_the_empirical_kernel_reads_each_layers_inputs():
+    """Breakage caught: kernel="emp" built from the wrong inputs (the
+    network's input for a deeper layer, pre-activation values), or a
+    predictor that cannot reproduce features lying in the covariance's
+    span. Reference: features built in that span (error near 0), and the
+    same analysis on the layer's weights with its inputs computed by hand."""
+    from sklearn.neural_network import MLPClassifier
+
+    from skpred import redundancy
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((500, 5)) @ rng.standard_normal((5, 40))  # covariance of rank 5
+    K = np.cov(X.T)
+    W = K @ rng.standard_normal((40, 12))
+    rows = redundancy(W, (0.5,), kernel="emp", data=X, random_state=0)
+    assert rows[0]["mean_relative_error"] < 0.05 and rows[0]["noise_mean_relative_error"] > 0.9
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((12, 6), activation="tanh", max_iter=20, random_state=0).fit(X, y)
+    rows = redundancy(mlp, (0.5,), kernel="emp", data=X, random_state=0)
+    H = np.tanh(X @ mlp.coefs_[0] + mlp.intercepts_[0])
+    by_hand = redundancy([mlp.coefs_[0]], (0.5,), kernel="emp", data=X, random_state=0)
+    assert rows[0]["mean_relative_error"] == pytest.approx(by_hand[0]["mean_relative_error"])
+    rng_state = np.random.RandomState(0)
+    redundancy([mlp.coefs_[0]], (0.5,), kernel="emp", data=X, random_state=rng_state)
+    second = redundancy([mlp.coefs_[1]], (0.5,), kernel="emp", data=H, random_state=rng_state)
+    assert rows[1]["mean_relative_error"] == pytest.approx(second[0]["mean_relative_error"])
+    # a torch module: the inputs recorded by hooks (after the ReLU for layer 2)
+    net = nn.Sequential(nn.Linear(40, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.as_tensor(W.T))
+    rows = redundancy(net, (0.5,), kernel="emp", data=X, random_state=0)
+    assert rows[0]["mean_relative_error"] < 0.05
+    with pytest.raises(ValueError, match="give data"):
+        redundancy(W, kernel="emp")
