@@ -57,6 +57,18 @@ def _set_module(model, name, new):
     setattr(parent, child, new)
 
 
+def _batches(data, batch_size):
+    """Input tensors from an array-like (in chunks of ``batch_size``) or a
+    ``torch.utils.data.DataLoader`` (each batch, or its first element when
+    it yields ``(inputs, targets)``)."""
+    if isinstance(data, torch.utils.data.DataLoader):
+        for batch in data:
+            yield torch.as_tensor(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        return
+    for start in range(0, len(data), batch_size):
+        yield torch.as_tensor(np.asarray(data[start:start + batch_size]))
+
+
 def _record_inputs(model, names, data, batch_size):
     """The inputs of the named layers on ``data`` (one pass of the model),
     flattened to (n, in_features) on the CPU, float32."""
@@ -75,8 +87,7 @@ def _record_inputs(model, names, data, batch_size):
     model.eval()
     try:
         with torch.no_grad():
-            for start in range(0, len(data), batch_size):
-                chunk = torch.as_tensor(np.asarray(data[start:start + batch_size]))
+            for chunk in _batches(data, batch_size):
                 model(chunk.to(param.device, param.dtype))
     finally:
         for h in hooks:
@@ -140,10 +151,12 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
     input_shape : tuple (rows, cols) or (rows, cols, channels), optional
         The grid of the first linear layer's input, flattened channels-last
         (``se`` then measures pixel distances).
-    data : array-like of shape (n_samples, ...) or None
-        Inputs of the model: every layer with a data-driven kind (``emp``,
-        ``emp2``, ``ae``) builds its U from what reaches it, recorded with
-        forward hooks in one pass of the original model over ``data``.
+    data : array-like of shape (n_samples, ...), DataLoader or None
+        Inputs of the model (a ``torch.utils.data.DataLoader`` may yield
+        ``(inputs, targets)``): every layer with a data-driven kind
+        (``emp``, ``emp2``, ``ae``) builds its U from what reaches it,
+        recorded with forward hooks in one pass of the original model
+        over ``data``.
     exclude : "last", str, sequence of str or None, default="last"
         Layers left dense: "last" the last eligible layer (the classifier
         of most networks, dense in the paper too), or module names.
@@ -219,7 +232,7 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
     inputs = {}
     needing = [n for n, k in plan.items() if DICTIONARY_KINDS[k].needs_data]
     if needing:
-        if len(data) < 2:
+        if not isinstance(data, torch.utils.data.DataLoader) and len(data) < 2:
             raise ValueError("data needs at least 2 samples to estimate a covariance.")
         inputs = _record_inputs(model, needing, data, batch_size)
     converted = copy.deepcopy(model)

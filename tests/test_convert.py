@@ -436,3 +436,36 @@ def test_redundancy_with_the_empirical_kernel_reads_each_layers_inputs():
     assert rows[0]["mean_relative_error"] < 0.05
     with pytest.raises(ValueError, match="give data"):
         redundancy(W, kernel="emp")
+
+
+def test_data_may_come_from_a_dataloader():
+    """Breakage caught: a DataLoader's (inputs, targets) batches recorded
+    as one tensor, or refused. Reference: the same conversion from the
+    array."""
+    net = _mlp()
+    X = np.random.RandomState(0).rand(200, 64).astype(np.float32)
+    y = np.arange(200) % 10
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y)), batch_size=64)
+    a = predict_parameters(net, dictionary="emp", data=X, exclude=["0", "4"], random_state=0)
+    b = predict_parameters(net, dictionary="emp", data=loader, exclude=["0", "4"],
+                           random_state=0)
+    torch.testing.assert_close(a[2].U, b[2].U)
+
+
+@pytest.mark.gpu
+def test_a_conversion_stays_on_the_gpu_and_trains_there():
+    """Breakage caught: predicted layers built on the CPU for a model on
+    the GPU (U or V on another device than the input), or a conversion
+    that differs from the CPU one. Reference: the CPU conversion of the
+    same model."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    net = _mlp()
+    cpu = predict_parameters(net, alpha_fraction=0.25, input_shape=(8, 8), random_state=0)
+    gpu = predict_parameters(net.cuda(), alpha_fraction=0.25, input_shape=(8, 8),
+                             random_state=0)
+    assert gpu[0].U.is_cuda and gpu[0].V.is_cuda
+    x = torch.randn(5, 64)
+    torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), atol=1e-5, rtol=1e-4)
+    _train(gpu, x.cuda(), torch.arange(5).cuda(), epochs=1)
