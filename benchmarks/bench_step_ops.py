@@ -86,13 +86,8 @@ def bare_loop(X, y, epochs, batch=100):
     return run
 
 
-def skpred_mlp(X, y, epochs, **params):
-    from skpred import PAPER_MLP_SETTINGS, PredictedMLPClassifier
-
-    settings = dict(PAPER_MLP_SETTINGS, pretrain=False, max_iter=epochs, random_state=0,
-                    device="cpu")
-    settings.update(params)
-    clf = PredictedMLPClassifier(**settings)
+def _fitter(cls, settings, X, y):
+    clf = cls(**settings)
 
     def run():
         with warnings.catch_warnings():
@@ -100,22 +95,22 @@ def skpred_mlp(X, y, epochs, **params):
             clf.fit(X, y)
 
     return run
+
+
+def skpred_mlp(X, y, epochs, **params):
+    from skpred import PAPER_MLP_SETTINGS, PredictedMLPClassifier
+
+    return _fitter(PredictedMLPClassifier, dict(PAPER_MLP_SETTINGS, pretrain=False,
+                                                max_iter=epochs, random_state=0, device="cpu",
+                                                **params), X, y)
 
 
 def skpred_conv(X, y, epochs, **params):
     from skpred import PAPER_CONVNET_SETTINGS, PredictedConvNetClassifier
 
-    settings = dict(PAPER_CONVNET_SETTINGS, image_shape=(32, 32, 3), max_iter=epochs,
-                    n_iter_no_change=np.inf, random_state=0, device="cpu")
-    settings.update(params)
-    clf = PredictedConvNetClassifier(**settings)
-
-    def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clf.fit(X, y)
-
-    return run
+    return _fitter(PredictedConvNetClassifier,
+                   dict(PAPER_CONVNET_SETTINGS, image_shape=(32, 32, 3), max_iter=epochs,
+                        n_iter_no_change=np.inf, random_state=0, device="cpu", **params), X, y)
 
 
 def per_step(make, X, y, steps_per_epoch, epochs=(1, 3)):

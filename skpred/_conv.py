@@ -186,15 +186,8 @@ class PredictedConvNetClassifier(TorchClassifierBase):
     progress_bar : "auto" or bool, default="auto"
     callbacks : list of skpred.callbacks.Callback or None, default=None
     compile : bool, default=False
-        Compile the fine-tuning step with ``torch.compile`` (the inductor
-        backend): the forward pass and the loss, with their backward pass,
-        as one graph, and the max-norm constraint as another. The first
-        steps pay the compilation (tens of seconds on a CPU), so it pays
-        only for long fits; the default is off because on the bundled
-        digits it does not win end to end (docs/benchmarks.md, "Compiled
-        steps"). The model equals the eager one to float32 rounding. Where
-        compilation is unavailable the step runs eagerly, with a warning.
-        Pretraining and ``solver="lbfgs"`` always run eagerly.
+        As in :class:`PredictedMLPClassifier` (off by default; the
+        convolutions are compiled with the rest of the step).
     class_weight : dict, "balanced" or None, default=None
         As in :class:`PredictedMLPClassifier`.
     warm_start : bool, default=False
