@@ -47,8 +47,12 @@ def _eligible(module):
 
 def _layers(model):
     """(name, module) of every leaf layer with weights, in registration order."""
+    def has_weights(m):
+        # a predicted layer's weight is a property that materialises W: not read
+        return hasattr(m, "n_atoms") or isinstance(m._parameters.get("weight"), torch.Tensor)
+
     return [(name, m) for name, m in model.named_modules()
-            if name and not list(m.children()) and getattr(m, "weight", None) is not None]
+            if name and not list(m.children()) and has_weights(m)]
 
 
 def _set_module(model, name, new):
@@ -88,7 +92,9 @@ def _record_inputs(model, names, data, batch_size):
     try:
         with torch.no_grad():
             for chunk in _batches(data, batch_size):
-                model(chunk.to(param.device, param.dtype))
+                # floats in the model's dtype; integer inputs (token ids) as they are
+                model(chunk.to(param.device, param.dtype) if chunk.is_floating_point()
+                      else chunk.to(param.device))
     finally:
         for h in hooks:
             h.remove()
@@ -129,7 +135,7 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
     :class:`~skpred.nn.PredictedConv2d` on the same device and dtype, its V
     the least-squares fit of the layer's current weights (exact where U
     has full rank, e.g. ``alpha_fraction=1``) and its bias copied. Other
-    layers, and the ``exclude``d ones, are left as they are (see
+    layers, and those named in ``exclude``, are left as they are (see
     :func:`parameter_report`). The original model is not changed.
 
     Parameters
@@ -157,7 +163,7 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
         (``emp``, ``emp2``, ``ae``) builds its U from what reaches it,
         recorded with forward hooks in one pass of the original model
         over ``data``.
-    exclude : "last", str, sequence of str or None, default="last"
+    exclude : "last", str, list of str or None, default="last"
         Layers left dense: "last" the last eligible layer (the classifier
         of most networks, dense in the paper too), or module names.
     length_scale, ridge : as :class:`~skpred.KernelDictionary`'s.

@@ -53,22 +53,35 @@ def torch_generator(rng: np.random.RandomState) -> torch.Generator:
 
 
 def available_memory(device):
-    """Bytes that may still be allocated on ``device``: a GPU's free memory,
-    the CPU's ``MemAvailable`` (Linux's /proc/meminfo), or None where it
-    cannot be read."""
+    """Bytes that may still be allocated on ``device``: a GPU's free memory;
+    on the CPU the smaller of ``MemAvailable`` (Linux's /proc/meminfo) and
+    what a container's cgroup v2 limit leaves; None where neither can be
+    read."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     if device.type != "cpu":
         return None
+    free = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    # a container's limit (cgroup v2) is what the process may still use
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            left = max(int(limit) - used, 0)
+            free = left if free is None else min(free, left)
+    except (OSError, ValueError):
+        pass
+    return free
 
 
 def flushing_denormals() -> bool:

@@ -5,6 +5,8 @@ rows, weighted means, and batched prediction.
 import scipy.sparse as sp
 import torch
 
+from .nn._linear import cached_weights
+
 
 class SparseRows:
     """A CSR matrix held on a torch device, read as dense blocks of rows.
@@ -119,22 +121,29 @@ def predict_in_batches(fn, X, device, batch_size=4096, dtype=torch.float32, pad=
     orders) by batch size, which otherwise changes results at 1e-7.
     """
     outputs = []
-    for start in range(0, X.shape[0], batch_size):
-        chunk = X[start:start + batch_size]
-        if sp.issparse(chunk):
-            chunk = chunk.toarray()  # one chunk dense at a time, never the whole matrix
-        # torch.tensor copies the chunk: read-only input (memmaps) is fine.
-        xb = torch.tensor(chunk, dtype=dtype, device=device)
-        n = xb.shape[0]
-        if pad and n < batch_size:
-            xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
-        outputs.append(fn(xb)[:n].cpu())
+    with cached_weights():  # W built once for all the chunks
+        for start in range(0, X.shape[0], batch_size):
+            outputs.append(_predict_chunk(fn, X[start:start + batch_size], device, batch_size,
+                                          dtype, pad))
     if not outputs:
         raise ValueError("Cannot predict on an empty array.")
     return torch.cat(outputs).numpy()
 
 
+def _predict_chunk(fn, chunk, device, batch_size, dtype, pad):
+    if sp.issparse(chunk):
+        chunk = chunk.toarray()  # one chunk dense at a time, never the whole matrix
+    # torch.tensor copies the chunk: read-only input (memmaps) is fine.
+    xb = torch.tensor(chunk, dtype=dtype, device=device)
+    n = xb.shape[0]
+    if pad and n < batch_size:
+        xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
+    return fn(xb)[:n].cpu()
+
+
 @torch.no_grad()
 def apply_in_batches(fn, X: torch.Tensor, batch_size=4096) -> torch.Tensor:
-    """``fn`` over a device tensor in chunks, result kept on the device."""
-    return torch.cat([fn(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)])
+    """``fn`` over a device tensor in chunks, result kept on the device
+    (predicted layers' W built once: :func:`skpred.nn._linear.cached_weights`)."""
+    with cached_weights():
+        return torch.cat([fn(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)])

@@ -25,8 +25,10 @@ def compiled(fn, what):
     """``fn`` compiled by ``torch.compile`` (the inductor backend), or
     ``fn`` itself, with a warning, where compilation is unavailable: when
     ``torch.compile`` or a later (re)compilation raises, the call runs
-    eagerly and every later call too. Compilation happens before anything
-    runs, so a failed one has changed nothing."""
+    eagerly and every later call too (only for torch's compiler's own
+    errors, ``torch._dynamo``'s and ``torch._inductor``'s; any other error
+    is raised). A failed compilation is retried eagerly from the start of
+    the call: the step's work is the same whether part of it ran."""
     try:
         target = torch.compile(fn)
     except Exception as error:  # no backend on this platform
@@ -41,7 +43,10 @@ def compiled(fn, what):
         try:
             return state["fn"](*args)
         except Exception as error:
-            # a genuine error in fn raises again, eagerly, below
+            # only a failure of torch's compiler falls back; any other error
+            # (a wrong input, out of memory) is the caller's to see
+            if not type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise
             warnings.warn(f"compile=True: {what} could not be compiled ({error!r}); "
                           f"running it eagerly.", UserWarning)
             state["fn"] = fn

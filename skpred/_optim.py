@@ -39,7 +39,12 @@ class L2Penalty:
     @torch.no_grad()
     def value(self):
         """The term at the current weights, a 0-d tensor (no host sync)."""
-        norms = torch.stack(torch._foreach_norm(self.weights))
+        if not self.weights:
+            return torch.zeros(())
+        norms = torch._foreach_norm(self.weights)
+        device = norms[0].device
+        norms = torch.stack([n.to(device, torch.float32) for n in norms]) \
+            if len({(n.device, n.dtype) for n in norms}) > 1 else torch.stack(norms)
         return torch.dot(norms, norms) * (0.5 * self.alpha)
 
     @torch.no_grad()
@@ -111,6 +116,8 @@ def load_state(optimizer, state):
         merged = dict(groups[0], params=[i for g in groups for i in g["params"]])
         state = dict(state, param_groups=[merged])
     optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        group["foreach"] = True  # files from before foreach: as make_optimizer builds it
 
 
 def update_optimizer(optimizer, before, after):

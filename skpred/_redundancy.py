@@ -125,8 +125,8 @@ def _layer_inputs(source, layers, data, batch_size=1024):
     if isinstance(source, nn.Module):
         from ._convert import _record_inputs
 
-        for name, _, grid in layers:
-            if not (grid[0] == 1 and grid[2] == 1):
+        for name, _, _ in layers:
+            if isinstance(source.get_submodule(name), (nn.Conv2d, PredictedConv2d)):
                 raise ValueError(f"kernel='emp' reads each layer's inputs; layer {name!r} is "
                                  f"a convolution, whose inputs are patches: use kernel='se'.")
         return {name: x.numpy().astype(np.float64) for name, x in
@@ -159,7 +159,7 @@ def redundancy(source, fractions=(0.1, 0.25, 0.5, 0.75, 0.9), *, kernel="se",
         its hidden layers' ``coefs_``), or a ``torch.nn.Module`` (its
         ``Linear`` and ``Conv2d`` layers, predicted ones included: their
         materialised weights).
-    fractions : sequence of float in (0, 1)
+    fractions : tuple of float in (0, 1)
         Kept fractions of each feature's weights.
     kernel : {"se", "emp"}, default="se"
         The predictor's kernel over a layer's inputs: ``se`` on the input

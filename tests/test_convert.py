@@ -434,6 +434,9 @@ def test_redundancy_with_the_empirical_kernel_reads_each_layers_inputs():
         net[0].weight.copy_(torch.as_tensor(W.T))
     rows = redundancy(net, (0.5,), kernel="emp", data=X, random_state=0)
     assert rows[0]["mean_relative_error"] < 0.05
+    # an image_shape for the first Linear does not make it a convolution
+    assert redundancy(net, (0.5,), kernel="emp", data=X, image_shape=(5, 8),
+                      random_state=0) == rows
     with pytest.raises(ValueError, match="give data"):
         redundancy(W, kernel="emp")
 

@@ -86,22 +86,30 @@ def test_evaluation_builds_w_once_and_rebuilds_it_after_every_change():
     """Breakage caught: prediction rebuilding W on every call (the cost
     model counts it as free), or a stale W after an optimiser step, a
     load_state_dict or a move. Reference: an einsum of U and V."""
+    from skpred.nn._linear import cached_weights
+
     layer = _trained_layer().eval()
     x = torch.randn(5, 30, dtype=torch.float64)
     builds = []
     original = layer._build_weight
     layer._build_weight = lambda: builds.append(1) or original()
     with torch.no_grad():
-        first = layer(x)
         layer(x)
         layer(x)
-    assert len(builds) == 1
+        assert len(builds) == 2  # outside cached_weights: built on every call
+        with cached_weights():
+            first = layer(x)
+            layer(x)
+            layer(x)
+        with torch.inference_mode(), cached_weights():
+            layer(x)  # inference tensors have no version: never cached
+    assert len(builds) == 4
     torch.testing.assert_close(first, _reference(layer, x))
     # an optimiser step changes V in place: the next prediction sees it
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
     layer(x).sum().backward()  # grad enabled: never cached
     optimizer.step()
-    with torch.no_grad():
+    with torch.no_grad(), cached_weights():
         torch.testing.assert_close(layer(x), _reference(layer, x))
         # load_state_dict copies into the same storage
         other = _trained_layer()
@@ -227,7 +235,7 @@ def test_compile_falls_back_to_eager_with_a_warning(digits, monkeypatch, where):
             raise RuntimeError("no backend")
 
         def call(*a, **k):
-            raise RuntimeError("no C++ compiler")
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler")
 
         return call
 
@@ -240,6 +248,22 @@ def test_compile_falls_back_to_eager_with_a_warning(digits, monkeypatch, where):
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("could not be compiled" in m and "training step" in m for m in messages)
     np.testing.assert_array_equal(clf.predict_proba(X), eager.predict_proba(X))
+
+
+def test_compile_does_not_hide_errors_that_are_not_the_compilers(digits, monkeypatch):
+    """Breakage caught: any error in a compiled step (a bad input, out of
+    memory) taken for a missing compiler and hidden behind a fallback."""
+    X, y = digits
+
+    def failing(fn, *args, **kwargs):
+        def call(*a, **k):
+            raise MemoryError("out of memory")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", failing)
+    with pytest.raises(MemoryError):
+        _compile_fit(X, y, compile=True)
 
 
 def test_compile_needs_a_boolean(digits):
@@ -292,3 +316,36 @@ def test_training_flushes_subnormals_and_restores_the_users_setting(digits, user
         assert flushing() == user_setting
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_memory_helpers_read_a_containers_limit_and_the_penalty_has_no_weights(monkeypatch):
+    """Breakage caught: a cgroup memory limit ignored (the host's free
+    memory taken for the container's, so pooling once could exceed the
+    limit), or an empty penalty crashing in torch.stack. Reference: the
+    numbers the fake files give."""
+    import builtins
+    import io
+
+    from skpred import _device
+    from skpred._optim import L2Penalty
+
+    files = {"/proc/meminfo": "MemAvailable:    8000000 kB\n",
+             "/sys/fs/cgroup/memory.max": "1000000000\n",
+             "/sys/fs/cgroup/memory.current": "400000000\n"}
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(files[path])
+                        if path in files else real_open(path, *a, **k))
+    assert _device.available_memory("cpu") == 600_000_000
+    files["/sys/fs/cgroup/memory.max"] = "max\n"
+    assert _device.available_memory("cpu") == 8_000_000 * 1024
+    assert float(L2Penalty([], 1.0).value()) == 0.0
+
+
+def test_an_old_two_group_state_resumes_with_the_multi_tensor_step():
+    """Breakage caught: a state loaded from an older file bringing back
+    foreach=None (torch's per-parameter loop on the CPU)."""
+    net = torch.nn.Linear(3, 2)
+    old = torch.optim.SGD([{"params": [net.weight]}, {"params": [net.bias]}], lr=0.1)
+    new = make_optimizer(net, "sgd", 1.0)
+    load_state(new, old.state_dict())
+    assert new.param_groups[0]["foreach"] is True

@@ -1,15 +1,18 @@
 """Predicted dense layers: W = U V with U fixed (a buffer) and V learned."""
 
+import contextlib
+import contextvars
 import math
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from ._spec import bias_numel, describable
 
-__all__ = ["PredictedLinear", "LowRankLinear", "SEPredictedLinear", "FactoredLayer",
+__all__ = ["cached_weights", "PredictedLinear", "LowRankLinear", "SEPredictedLinear", "FactoredLayer",
            "as_dictionary_tensor", "flush_subnormals", "split_units", "column_sizes", "PATHS",
            "scale_to_cap_"]
 
@@ -140,20 +143,60 @@ class _Materialise(torch.autograd.Function):
     weight of a dense or convolutional layer, rows unit by unit, in one
     ``bmm``. Its backward gives V's gradient in V's own layout (autograd
     through the transpose would hand back a strided one, which it then
-    copies), three operators where autograd took six."""
+    copies), three operators where autograd took six. Autocast and first
+    derivatives as :class:`_ColumnProduct`."""
 
     @staticmethod
     def forward(ctx, V, Ut):
         ctx.save_for_backward(V, Ut)
-        return torch.bmm(V.transpose(1, 2), Ut).view(-1, Ut.shape[2])
+        dt = _compute_dtype(V)
+        with torch.autocast(V.device.type, enabled=False):
+            W = torch.bmm(_as(V, dt).transpose(1, 2), _as(Ut, dt))
+        return W.view(-1, Ut.shape[2])
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):
         V, Ut = ctx.saved_tensors
+        dt = g.dtype
         g3 = g.reshape(V.shape[0], V.shape[2], -1)  # (C, m, n)
-        grad_V = torch.bmm(Ut, g3.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-        grad_Ut = torch.bmm(V, g3) if ctx.needs_input_grad[1] else None
+        grad_V = grad_Ut = None
+        if ctx.needs_input_grad[0]:
+            grad_V = _as(torch.bmm(_as(Ut, dt), g3.transpose(1, 2)), V.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_Ut = _as(torch.bmm(_as(V, dt), g3), Ut.dtype)
         return grad_V, grad_Ut
+
+
+_CACHE_WEIGHTS = contextvars.ContextVar("skpred_cache_weights", default=False)
+
+
+@contextlib.contextmanager
+def cached_weights():
+    """Inside this block, predicted layers evaluated without autograd build
+    their W = U V once and reuse it while V, V_rest and U keep their
+    storage and version (an optimiser step, ``load_state_dict`` or a move
+    changes one or the other). The estimators predict and validate inside
+    it. Outside it W is built on every call: a parameter changed through
+    ``.data`` (which bypasses the version counter) is then never missed."""
+    token = _CACHE_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_WEIGHTS.reset(token)
+
+
+def _compute_dtype(t: Tensor):
+    """The dtype products run in: autocast's where it is on, else ``t``'s."""
+    kind = t.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return t.dtype
+
+
+def _as(t: Optional[Tensor], dtype):
+    """``t`` in ``dtype`` (itself when it is already: no operator)."""
+    return t if t is None or t.dtype == dtype else t.to(dtype)
 
 
 class _ColumnProduct(torch.autograd.Function):
@@ -161,40 +204,57 @@ class _ColumnProduct(torch.autograd.Function):
 
     ``z`` is the pooled input (B, C*a), or ``x`` (B, in) with a fixed ``U``
     (then z = x U is computed here). The product runs as ``out^T = V_c^T
-    z_c^T`` in one ``baddbmm`` whose operands and result are strided views
-    (no copies), and the backward pass computes exactly the gradients
-    needed, V's in V's own layout (so autograd does not copy it): five
-    operators forward and five back where autograd's views and transposes
-    took sixteen. Results equal the plain product to float32 rounding
-    (``tests/test_nn.py`` checks them against an einsum).
+    z_c^T`` in one ``baddbmm`` on a strided view of z, written straight
+    into the result: a new (B, C*m) tensor laid out column-major (not a
+    view, so in-place operations on it are allowed). The backward pass
+    computes exactly the gradients needed, V's in V's own layout (so
+    autograd does not copy it). Under autocast the products run in
+    autocast's dtype and the gradients come back in each input's own.
+    First derivatives only (a second one raises). Results equal the plain
+    product to float32 rounding (``tests/test_nn.py`` checks them and the
+    gradients against einsum autograd and gradcheck).
     """
 
     @staticmethod
     def forward(ctx, x, U, V, bias):
-        z = x if U is None else torch.mm(x, U)
-        C, a, m = V.shape
-        B = z.shape[0]
-        zt = _columns_view(z, C, a)  # (C, a, B)
-        Vt = V.transpose(1, 2)  # (C, m, a)
-        out = torch.bmm(Vt, zt) if bias is None else torch.baddbmm(bias.view(C, m, 1), Vt, zt)
-        ctx.save_for_backward(U, V)
-        ctx.zt = zt
-        ctx.has_bias = bias is not None
-        return out.as_strided((B, C * m), (1, B))  # out (C*m, B) read as (B, C*m)
+        dt = _compute_dtype(x)
+        with torch.autocast(x.device.type, enabled=False):
+            z = _as(x, dt) if U is None else torch.mm(_as(x, dt), _as(U, dt))
+            C, a, m = V.shape
+            B = z.shape[0]
+            zt = _columns_view(z, C, a)  # (C, a, B)
+            out = torch.empty_strided((B, C * m), (1, B), dtype=dt, device=z.device)
+            target = out.as_strided((C, m, B), (m * B, B, 1))  # out^T, contiguous
+            Vt = _as(V, dt).transpose(1, 2)
+            if bias is None:
+                torch.bmm(Vt, zt, out=target)
+            else:
+                torch.baddbmm(_as(bias, dt).view(C, m, 1), Vt, zt, out=target)
+        # zt is a view of x (or of x U, made here): saved, an in-place change
+        # of x before the backward pass is an error, not a wrong gradient
+        ctx.save_for_backward(U, V, zt)
+        ctx.dtypes = (x.dtype, V.dtype, None if bias is None else bias.dtype)
+        return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):
-        U, V = ctx.saved_tensors
+        U, V, zt = ctx.saved_tensors
+        x_dtype, V_dtype, bias_dtype = ctx.dtypes
         C, a, m = V.shape
-        g3 = _columns_view(g, C, m)  # (C, m, B)
+        dt = g.dtype
+        zt = _as(zt, dt)
         grad_x = grad_V = grad_bias = None
         if ctx.needs_input_grad[2]:
-            grad_V = torch.bmm(ctx.zt, g3.transpose(1, 2))  # (C, a, m), V's layout
-        if ctx.has_bias and ctx.needs_input_grad[3]:
-            grad_bias = g.sum(0)
+            sB, sN = g.stride()
+            g3t = g.as_strided((C, g.shape[0], m), (m * sN, sB, sN))  # g_c, (C, B, m)
+            grad_V = _as(torch.bmm(zt, g3t), V_dtype)  # (C, a, m), V's layout
+        if bias_dtype is not None and ctx.needs_input_grad[3]:
+            grad_bias = _as(g.sum(0), bias_dtype)
         if ctx.needs_input_grad[0]:
-            grad_zt = torch.bmm(V, g3).view(C * a, -1)  # (C*a, B)
-            grad_x = (grad_zt if U is None else torch.mm(U, grad_zt)).t()
+            g3 = _columns_view(g, C, m)  # g_c^T, (C, m, B)
+            grad_zt = torch.bmm(_as(V, dt), g3).view(C * a, -1)  # (C*a, B)
+            grad_x = _as((grad_zt if U is None else torch.mm(_as(U, dt), grad_zt)).t(), x_dtype)
         return grad_x, None, grad_V, grad_bias
 
 
@@ -282,12 +342,14 @@ class FactoredLayer(nn.Module):
     # ---------------------------------------- evaluation weight cache
 
     def _eval_weight(self, build):
-        """``build()`` (the materialised weight), cached while no gradient
-        is recorded: it is rebuilt when V, V_rest or U change (an optimiser
-        step, ``load_state_dict``, a move to another device all change a
-        parameter's version or storage), so repeated predictions build W
-        once. Never cached where autograd records."""
-        if torch.is_grad_enabled():
+        """``build()`` (the materialised weight), cached inside
+        :func:`cached_weights` while no gradient is recorded: it is rebuilt
+        when V, V_rest or U change (an optimiser step, ``load_state_dict``,
+        a move to another device all change a parameter's version or
+        storage), so repeated predictions build W once. Never cached where
+        autograd records, in inference mode, or outside the block."""
+        if (not _CACHE_WEIGHTS.get() or torch.is_grad_enabled()
+                or torch.is_inference_mode_enabled() or self.V.is_inference()):
             self.__dict__.pop("_weight_cache", None)
             return build()
         key = tuple((t.data_ptr(), t._version, t.dtype)
@@ -473,18 +535,21 @@ class PredictedLinear(FactoredLayer):
         its materialisation is free there and the choice does not depend
         on how a prediction is split into batches. Training counts forward
         and backward at batch ``batch``, with ``g = 1`` when the input needs
-        a gradient: pooling costs ``C a in (1 + g) + 3 a out`` (``x U``, its
-        transpose for the input's gradient, ``z V`` and its two gradients),
+        a gradient: pooling costs ``C a in (1 + g) + (2 + g) a out`` (``x U``
+        and, for the input's gradient, its transpose; ``z V``, V's gradient
+        and, for the input's, z's),
         materialising ``in out (2 + g) + 2 in a out / batch`` (``x W`` and
-        its gradients, W = U V built and its gradient taken once per step).
+        its gradients, W = U V built and its gradient taken once per step;
+        ``batch=None`` amortises that away).
         """
         n_in, n_out, a, C = self.in_features, self.out_features, self.n_atoms, self.n_columns
         if not training:
             return {"pool": C * a * n_in + a * n_out, "dense": n_in * n_out}
         g = 1 if input_grad else 0
+        build = 0 if batch is None else 2 * n_in * a * n_out / max(batch, 1)
         return {
-            "pool": C * a * n_in * (1 + g) + 3 * a * n_out,
-            "dense": n_in * n_out * (2 + g) + 2 * n_in * a * n_out / max(batch, 1),
+            "pool": C * a * n_in * (1 + g) + (2 + g) * a * n_out,
+            "dense": n_in * n_out * (2 + g) + build,
         }
 
     def _route(self, batch: Optional[int], training: bool = False,
@@ -604,12 +669,12 @@ class PredictedLinear(FactoredLayer):
         data that does not change (and needs no gradient): ``"per step"``
         runs :meth:`forward` on every batch (the cheaper ordering for
         training, forward and backward), ``"pool once"`` runs :meth:`pool`
-        once and :meth:`forward_pooled` on every batch (``z V`` and the
-        gradients of V and of its input: ``3 a out``)."""
+        once and :meth:`forward_pooled` on every batch (``z V`` and V's
+        gradient: ``2 a out``)."""
         C, a = self.n_columns, self.n_atoms
         per_step = min(self._costs(batch, training=True, input_grad=False).values())
         return {"per step": epochs * per_step,
-                "pool once": C * a * self.in_features + epochs * 3 * a * self.out_features}
+                "pool once": C * a * self.in_features + epochs * 2 * a * self.out_features}
 
     def to_dense(self) -> nn.Linear:
         """An equivalent ``torch.nn.Linear`` holding the materialised weight."""
