@@ -15,10 +15,11 @@ at alpha_fraction 0.25 and 0.1 with one column, 0.1 with 10 columns and
 pretrains: skpred's set-up is its dictionaries (and the pooling computed
 once).
 
-All timings come from this one process, one peer after another, every peer
-treated alike: one untimed 1-epoch warm-up on 200 samples (imports, first
-calls), then a 1-epoch and an E-epoch fit from scratch;
-the table gives seconds per epoch ((t_E - t_1) / (E - 1)), its ratio to
+All timings come from this one process, every peer treated alike: one
+untimed 1-epoch warm-up on 200 samples (imports, first calls), then, three
+times over with the peers taking turns, a 1-epoch and an E-epoch fit from
+scratch; the table gives medians over the three: seconds per epoch
+((t_E - t_1) / (E - 1)), its ratio to
 skpred's dense network and to the bare torch loop, the set-up time
 (t_1 - one epoch), the end-to-end fit time of E epochs, the break-even
 epoch count (after how many epochs a predicted fit, set-up included,
@@ -229,6 +230,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="folder of the MNIST IDX files")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="paired repeats; the table gives medians (default 3)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", default=None,
                         help="where to write the JSON (default benchmarks/results/mlp.json; '' "
@@ -238,23 +241,36 @@ def main(argv=None):
     X, Xt, y, yt = load(args.data)
     print(f"data: {len(X)} train / {len(Xt)} test, 784-500-500-10 sigmoid, {args.epochs} epochs, "
           f"torch {torch.__version__} on CPU with {torch.get_num_threads()} threads")
-    rows = {}
+    runs = {}
     for name, run in PEERS.items():
-        # The same for every peer: a 1-epoch fit and an E-epoch fit, each
-        # from scratch; per-epoch time is their difference over E - 1, so
-        # set-up (and any first-call cost) is in neither peer's epoch time
-        # and in every peer's end-to-end time.
         try:
             run(X[:200], Xt[:50], y[:200], yt[:50], 1)  # warm-up for every peer (imports)
-            t1, _ = run(X, Xt, y, yt, 1)
-            tE, acc = run(X, Xt, y, yt, args.epochs)
         except ImportError as exc:
             print(f"  {name}: skipped ({exc})")
             continue
-        per_epoch = (tE - t1) / (args.epochs - 1)
+        runs[name] = run
+    samples = {name: [] for name in runs}
+    for rep in range(args.repeats):
+        # The same for every peer: a 1-epoch fit and an E-epoch fit, each
+        # from scratch; per-epoch time is their difference over E - 1, so
+        # set-up (and any first-call cost) is in neither peer's epoch time
+        # and in every peer's end-to-end time. Peers take turns, and each
+        # number is the median over the repeats (this machine's timings
+        # vary by about 10% from one run to the next).
+        for name, run in runs.items():
+            t1, _ = run(X, Xt, y, yt, 1)
+            tE, acc = run(X, Xt, y, yt, args.epochs)
+            samples[name].append((t1, tE, acc))
+            print(f"  {name} ({rep + 1}/{args.repeats}): {(tE - t1) / (args.epochs - 1):.3f} "
+                  f"s/epoch, fit {tE:.2f} s, accuracy {acc:.3f}", flush=True)
+    rows = {}
+    for name, got in samples.items():
+        t1 = float(np.median([g[0] for g in got]))
+        tE = float(np.median([g[1] for g in got]))
+        per_epoch = float(np.median([(g[1] - g[0]) / (args.epochs - 1) for g in got]))
         rows[name] = {"sec_per_epoch": per_epoch, "fit_seconds": tE,
-                      "setup_seconds": max(0.0, t1 - per_epoch), "test_accuracy": acc}
-        print(f"  {name}: {per_epoch:.3f} s/epoch, fit {tE:.2f} s, accuracy {acc:.3f}", flush=True)
+                      "setup_seconds": max(0.0, t1 - per_epoch), "test_accuracy": got[-1][2],
+                      "per_epoch_samples": [(g[1] - g[0]) / (args.epochs - 1) for g in got]}
     if not args.no_memory:
         for name in rows:
             rows[name]["peak_mb"] = peak_memory_mb(name, args.data)
