@@ -242,6 +242,10 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
             raise ValueError("data needs at least 2 samples to estimate a covariance.")
         inputs = _record_inputs(model, needing, data, batch_size)
     converted = copy.deepcopy(model)
+    aliases = {}
+    for alias, m in model.named_modules(remove_duplicate=False):
+        if alias:
+            aliases.setdefault(id(m), []).append(alias)
     for name, kind in plan.items():
         old = model.get_submodule(name)
         weight = old.weight
@@ -277,7 +281,10 @@ def predict_parameters(model: nn.Module, alpha_fraction: float = 0.25, *,
         fit_to_weights_(new, W, old.bias)
         new.train(old.training)
         new.dictionary_kind = built.kind
-        _set_module(converted, name, new)
+        # a layer shared under several names (tied) stays shared: every
+        # alias of it gets the one converted layer
+        for alias in aliases.get(id(old), [name]):
+            _set_module(converted, alias, new)
     return converted
 
 

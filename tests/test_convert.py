@@ -472,3 +472,18 @@ def test_a_conversion_stays_on_the_gpu_and_trains_there():
     x = torch.randn(5, 64)
     torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), atol=1e-5, rtol=1e-4)
     _train(gpu, x.cuda(), torch.arange(5).cuda(), epochs=1)
+
+
+def test_a_layer_shared_under_two_names_stays_shared():
+    """Breakage caught: a tied layer (one module under two names) converted
+    under one name only, silently untying the weights. Reference: module
+    identity before and after."""
+    torch.manual_seed(0)  # test-only
+    shared = nn.Linear(16, 16)
+    net = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), shared, nn.Tanh(), shared,
+                        nn.Linear(16, 4))
+    converted = predict_parameters(net, alpha_fraction=0.5, random_state=0)
+    assert isinstance(converted[2], PredictedLinear) and converted[2] is converted[4]
+    x = torch.randn(3, 16)
+    full = predict_parameters(net, alpha_fraction=1.0, random_state=0)
+    torch.testing.assert_close(full(x), net(x), atol=1e-4, rtol=1e-4)
