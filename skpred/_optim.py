@@ -97,15 +97,16 @@ def make_optimizer(module, solver, learning_rate, *, momentum=0.9, nesterovs_mom
 
 
 def load_state(optimizer, state):
-    """``optimizer.load_state_dict(state)``, where ``state`` may hold the
-    two groups (weights, then biases) that releases before one group
-    wrote: their settings are equal, and torch numbers parameters across
-    groups in order, so the merged group holds the same parameters under
-    the same numbers."""
+    """``optimizer.load_state_dict(state)``, where ``state`` may come from
+    an earlier release: two groups (weights, then biases) whose settings
+    are equal, which merge into one (torch numbers parameters across groups
+    in order, so the merged group holds the same parameters under the same
+    numbers); then the settings :func:`make_optimizer` gives that a file
+    cannot change: no torch weight decay (files from before ``alpha`` had
+    it on the weights' group; it is the loss's penalty now, see
+    ``_persist.ADDED_PARAMETERS``) and the multi-tensor step."""
     groups = state["param_groups"]
     if len(groups) > 1 and len(optimizer.param_groups) == 1:
-        # (files from before ``alpha`` decayed the weights' group only; that
-        # decay is the loss's penalty now, and the caller sets it to 0)
         def settings(group):
             return {k: v for k, v in group.items() if k not in ("params", "weight_decay")}
 
@@ -117,7 +118,8 @@ def load_state(optimizer, state):
         state = dict(state, param_groups=[merged])
     optimizer.load_state_dict(state)
     for group in optimizer.param_groups:
-        group["foreach"] = True  # files from before foreach: as make_optimizer builds it
+        group["weight_decay"] = 0.0
+        group["foreach"] = True
 
 
 def update_optimizer(optimizer, before, after):

@@ -240,10 +240,6 @@ class TorchStateMixin:
             # lr, momentum, betas and eps are restored by load_state_dict.
             self._optimizer = _optim.make_optimizer(self.module_, solver, 1.0)
             _optim.load_state(self._optimizer, opt_state)
-            for group in self._optimizer.param_groups:
-                # files from before ``alpha``: their torch weight decay is now
-                # the alpha penalty of the loss (see ADDED_PARAMETERS)
-                group["weight_decay"] = 0.0
 
 
 # -------------------------------------------------------------- estimators

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import _kernels
+from ._convert import _layers, _record_inputs
 from .nn import PredictedConv2d
 
 __all__ = ["redundancy", "predict_subset", "LENGTH_SCALES", "RIDGES"]
@@ -25,6 +26,12 @@ __all__ = ["redundancy", "predict_subset", "LENGTH_SCALES", "RIDGES"]
 # zero, so the choice is never much worse than predicting zeros.
 LENGTH_SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)
+
+
+def _relative_errors(W, W_hat):
+    """Each feature's (column's) ``||w - w_hat|| / ||w||`` (0 for a zero w)."""
+    norms = np.linalg.norm(W, axis=0)
+    return np.linalg.norm(W - W_hat, axis=0) / np.where(norms > 0, norms, 1.0)
 
 
 def predict_subset_with_kernel(W, K, frac, rng):
@@ -39,9 +46,7 @@ def predict_subset_with_kernel(W, K, frac, rng):
     errors = _kernels.krr_loo_errors(K[np.ix_(alpha, alpha)], W[alpha], ridges)
     ridge = ridges[int(np.argmin(errors))]
     W_hat = _kernels.ridge_predictor(K[:, alpha], K[np.ix_(alpha, alpha)], ridge) @ W[alpha]
-    norms = np.linalg.norm(W, axis=0)
-    err = np.linalg.norm(W - W_hat, axis=0) / np.where(norms > 0, norms, 1.0)
-    return W_hat, alpha, err, None, ridge
+    return W_hat, alpha, _relative_errors(W, W_hat), None, ridge
 
 
 def predict_subset(W, shape, frac, rng):
@@ -61,9 +66,7 @@ def predict_subset(W, shape, frac, rng):
     ls, ridge, _ = _kernels.select_se_by_loo(shape, W.T, [alpha], LENGTH_SCALES, RIDGES)
     K_xa = _kernels.se_kernel(shape, ls, columns=alpha)
     W_hat = _kernels.ridge_predictor(K_xa, K_xa[alpha], ridge) @ W[alpha]
-    norms = np.linalg.norm(W, axis=0)
-    err = np.linalg.norm(W - W_hat, axis=0) / np.where(norms > 0, norms, 1.0)
-    return W_hat, alpha, err, ls, ridge
+    return W_hat, alpha, _relative_errors(W, W_hat), ls, ridge
 
 
 def _layers_of(source, image_shape):
@@ -77,17 +80,17 @@ def _layers_of(source, image_shape):
 
     if isinstance(source, nn.Module):
         out = []
-        for name, m in source.named_modules():
-            if list(m.children()) or getattr(m, "weight", None) is None:
-                continue
+        for name, m in _layers(source):
+            with torch.no_grad():
+                weight = m.weight  # a predicted layer's W, materialised once
             if isinstance(m, (nn.Conv2d, PredictedConv2d)):
-                Wt = m.weight.detach().to("cpu", torch.float64)  # (out, in, kh, kw)
+                Wt = weight.detach().to("cpu", torch.float64)  # (out, in, kh, kw)
                 kh, kw = Wt.shape[2:]
                 # channels-last rows on the filter's (kh, kw, in) grid
                 W = Wt.permute(0, 2, 3, 1).reshape(Wt.shape[0], -1).T.numpy()
                 out.append((name, W, (kh, kw, Wt.shape[1])))
             elif hasattr(m, "in_features"):
-                W = m.weight.detach().to("cpu", torch.float64).T.numpy()
+                W = weight.detach().to("cpu", torch.float64).T.numpy()
                 out.append((name, W, grid_for(len(out), W.shape[0])))
         if not out:
             raise ValueError("The module has no Linear or Conv2d layer to analyse.")
@@ -123,8 +126,6 @@ _NP_ACTIVATIONS = {
 def _layer_inputs(source, layers, data, batch_size=1024):
     """{layer name: its inputs on ``data``} for the ``emp`` kernel."""
     if isinstance(source, nn.Module):
-        from ._convert import _record_inputs
-
         for name, _, _ in layers:
             if isinstance(source.get_submodule(name), (nn.Conv2d, PredictedConv2d)):
                 raise ValueError(f"kernel='emp' reads each layer's inputs; layer {name!r} is "

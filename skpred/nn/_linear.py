@@ -581,10 +581,6 @@ class PredictedLinear(FactoredLayer):
         """The full predicted weight, shaped like ``nn.Linear.weight`` (out, in)."""
         return self._build_weight()
 
-    def _weight_in_out(self) -> Tensor:
-        """W as (in_features, out_features)."""
-        return self._build_weight().t()
-
     def forward(self, input: Tensor) -> Tensor:
         if input.shape[-1] != self.in_features:
             raise ValueError(
